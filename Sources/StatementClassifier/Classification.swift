@@ -1,0 +1,131 @@
+/// What a piece of SQL text does, as far as routing is concerned.
+/// This file is the contract between the classifier and the session core: keep it small and stable.
+
+/// Which backend a statement needs.
+public enum RouteTarget: Sendable, Equatable {
+    /// Reads only: may run on the main backend (a replica).
+    case main
+    /// Writes, needs the primary, or is not understood: the writeable backend.
+    case writeable
+}
+
+/// A transaction-control effect of one statement.
+public enum TransactionControl: Sendable, Equatable {
+    /// BEGIN / START TRANSACTION. `readOnly` is nil when the statement does not say;
+    /// `serializable` is true for ISOLATION LEVEL SERIALIZABLE.
+    case begin(readOnly: Bool?, serializable: Bool)
+    /// SET TRANSACTION ... (the first one in a transaction may still choose the backend).
+    case setTransaction(readOnly: Bool?, serializable: Bool)
+    /// COMMIT / END / COMMIT AND CHAIN (chain: true).
+    case commit(chain: Bool)
+    /// ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT).
+    case rollback(chain: Bool)
+    case savepoint
+    case rollbackToSavepoint
+    case releaseSavepoint
+    /// PREPARE TRANSACTION 'gid' (ends the transaction in this session).
+    case prepareTransaction
+    /// COMMIT PREPARED / ROLLBACK PREPARED (cannot run inside a transaction block).
+    case finishPrepared
+}
+
+/// A session-level effect: state that must hold on every backend of the session.
+public enum SessionEffect: Sendable, Equatable {
+    /// SET [SESSION] name = value / SET name TO DEFAULT / SET TIME ZONE ..., and set_config(name, value, false).
+    /// `name` is lower-cased. `local` is true for SET LOCAL and set_config(..., true).
+    case set(name: String, local: Bool)
+    /// RESET name
+    case reset(name: String)
+    /// RESET ALL
+    case resetAll
+    /// DISCARD ALL / PLANS / SEQUENCES / TEMP
+    case discard(what: String)
+    /// SQL PREPARE name [(types)] AS statement; `target` is where the prepared body must run.
+    case prepare(name: String, target: RouteTarget)
+    /// DEALLOCATE [PREPARE] name | ALL  (name nil for ALL)
+    case deallocate(name: String?)
+}
+
+/// Why a statement ties the session to one backend for good (or until undone).
+public enum PinReason: String, Sendable, Equatable {
+    case temporaryTable = "temporary table"
+    case holdCursor = "WITH HOLD cursor"
+    case listen = "LISTEN"
+    case advisoryLock = "session advisory lock"
+    case sequence = "currval after nextval"
+    case role = "SET ROLE / SESSION AUTHORIZATION"
+}
+
+/// What one statement does.
+public struct StatementInfo: Sendable, Equatable {
+    /// Where it must run when no transaction dictates otherwise.
+    public var target: RouteTarget
+    /// Lower-cased leading keyword(s) that name the command, e.g. "select", "insert", "create table",
+    /// "set", "begin", "copy", "execute". Empty for an empty statement.
+    public var command: String
+    public var transaction: TransactionControl?
+    public var session: SessionEffect?
+    public var pin: PinReason?
+    /// For SQL `EXECUTE name`: the prepared statement's name (routed by what it prepared).
+    public var executes: String?
+    /// For SQL `DECLARE name CURSOR`: the cursor name. `FETCH`/`MOVE`/`CLOSE` name it in `cursor` too.
+    public var cursor: String?
+    /// True when the statement contains a routing hint comment, with its target in `target`.
+    public var hinted: Bool
+    /// True for COPY ... FROM STDIN (the client will stream CopyData).
+    public var copyFromStdin: Bool
+    /// True when the statement is DDL that may change function volatility (CREATE/ALTER/DROP FUNCTION,
+    /// CREATE EXTENSION, ...): the session core refreshes the function catalog afterwards.
+    public var changesFunctions: Bool
+
+    public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
+                session: SessionEffect? = nil, pin: PinReason? = nil, executes: String? = nil,
+                cursor: String? = nil, hinted: Bool = false, copyFromStdin: Bool = false,
+                changesFunctions: Bool = false) {
+        self.target = target
+        self.command = command
+        self.transaction = transaction
+        self.session = session
+        self.pin = pin
+        self.executes = executes
+        self.cursor = cursor
+        self.hinted = hinted
+        self.copyFromStdin = copyFromStdin
+        self.changesFunctions = changesFunctions
+    }
+}
+
+/// The classification of a whole query string (one or more statements separated by `;`).
+public struct QueryClass: Sendable, Equatable {
+    /// One entry per non-empty statement, in order.
+    public var statements: [StatementInfo]
+    /// writeable if any statement needs writeable, else main. An empty query string is main.
+    public var target: RouteTarget
+
+    public init(statements: [StatementInfo]) {
+        self.statements = statements
+        self.target = statements.contains { $0.target == .writeable } ? .writeable : .main
+    }
+}
+
+/// Which functions write, per database: built-in knowledge plus the catalog plus proxy.conf.
+public struct FunctionPolicy: Sendable, Equatable {
+    /// Lower-cased names (unqualified, and also "schema.name") of user functions whose provolatile is 'v'.
+    public var volatileFunctions: Set<String>
+    /// Lower-cased names that proxy.conf declares safe to run on main (overrides everything).
+    public var readSafe: Set<String>
+    /// Lower-cased names that proxy.conf declares writing.
+    public var writing: Set<String>
+
+    public init(volatileFunctions: Set<String> = [], readSafe: Set<String> = [], writing: Set<String> = []) {
+        self.volatileFunctions = volatileFunctions
+        self.readSafe = readSafe
+        self.writing = writing
+    }
+}
+
+/// The entry point, implemented in Classifier.swift:
+///
+///     let classifier = Classifier(policy: FunctionPolicy())
+///     let qc: QueryClass = classifier.classify("SELECT 1; INSERT ...")
+///     let qc2: QueryClass = classifier.classify(utf8: someUnsafeRawBufferPointer)

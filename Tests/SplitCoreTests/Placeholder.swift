@@ -1,0 +1,3 @@
+import XCTest
+
+final class SplitCoreTestsPlaceholder: XCTestCase { func testNothing() {} }
