@@ -20,7 +20,8 @@ let package = Package(
         // Pure modules: no I/O.
         .target(name: "PostgresWire", dependencies: ["CLibSSL"]),
         .target(name: "StatementClassifier"),
-        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier"]),
+        .target(name: "SplitConfig"),
+        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig"]),
 
         // I/O only; knows no SQL.
         .target(name: "DispatchTransport", dependencies: ["CSocketShim"]),
@@ -28,13 +29,14 @@ let package = Package(
         .executableTarget(
             name: "pgsplit",
             dependencies: [
-                "PostgresWire", "StatementClassifier", "SplitCore", "DispatchTransport",
+                "PostgresWire", "StatementClassifier", "SplitConfig", "SplitCore", "DispatchTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
         .testTarget(name: "StatementClassifierTests", dependencies: ["StatementClassifier"]),
+        .testTarget(name: "SplitConfigTests", dependencies: ["SplitConfig"]),
         .testTarget(name: "SplitCoreTests", dependencies: ["SplitCore", "PostgresWire", "StatementClassifier"]),
         .testTarget(name: "DispatchTransportTests", dependencies: ["DispatchTransport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "PostgresWire"]),

@@ -1,0 +1,3 @@
+import XCTest
+
+final class SplitConfigTestsPlaceholder: XCTestCase { func testNothing() {} }
