@@ -1,0 +1,96 @@
+/// The whole configuration: an immutable snapshot, swapped as a unit on reload.
+public struct ProxyConfig: Sendable, Equatable {
+    /// Addresses accepting clients.
+    public let listen: [ListenAddress]
+    public let authType: AuthType
+    /// The userlist path; after `load(path:)` it is resolved against the config file's folder.
+    public let authFile: String?
+    /// The userlist's contents; filled by `load(path:)`, nil from `parse(text:fileName:)`.
+    public let userlist: Userlist?
+    /// Users allowed on the admin console.
+    public let adminUsers: [String]
+    public let maxClientConnections: Int
+    /// The largest protocol message accepted from a client, in bytes.
+    public let maxMessageSize: Int
+    /// How long a client may take to finish logging in; zero means no limit.
+    public let clientLoginTimeout: Duration
+    /// How long connecting to a backend may take.
+    public let connectTimeout: Duration
+    /// Whether each statement's routing decision is logged.
+    public let logRouting: Bool
+    /// Event loops; 0 means one per core (see `workerCount(processorCount:)`).
+    public let workers: Int
+    public let readYourWrites: ReadYourWrites
+    /// The replay delay beyond which main is considered too far behind; nil means no limit.
+    public let maxReplicaLag: Duration?
+    public let readFallback: ReadFallback
+    /// In the order of the file.
+    public let databases: [DatabaseConfig]
+
+    public enum Defaults {
+        public static let listen = [ListenAddress(host: "127.0.0.1", port: 6432)]
+        public static let authType = AuthType.scramSHA256
+        public static let maxClientConnections = 10000
+        /// One below 1 GB, like PostgreSQL's own limit on a message.
+        public static let maxMessageSize = 1_073_741_823
+        public static let clientLoginTimeout = Duration.seconds(60)
+        public static let connectTimeout = Duration.seconds(5)
+        public static let logRouting = false
+        public static let workers = 0
+        public static let readYourWrites = ReadYourWrites.off
+        public static let readFallback = ReadFallback.writeable
+    }
+
+    public init(
+        listen: [ListenAddress] = Defaults.listen,
+        authType: AuthType = Defaults.authType,
+        authFile: String? = nil,
+        userlist: Userlist? = nil,
+        adminUsers: [String] = [],
+        maxClientConnections: Int = Defaults.maxClientConnections,
+        maxMessageSize: Int = Defaults.maxMessageSize,
+        clientLoginTimeout: Duration = Defaults.clientLoginTimeout,
+        connectTimeout: Duration = Defaults.connectTimeout,
+        logRouting: Bool = Defaults.logRouting,
+        workers: Int = Defaults.workers,
+        readYourWrites: ReadYourWrites = Defaults.readYourWrites,
+        maxReplicaLag: Duration? = nil,
+        readFallback: ReadFallback = Defaults.readFallback,
+        databases: [DatabaseConfig]
+    ) {
+        self.listen = listen
+        self.authType = authType
+        self.authFile = authFile
+        self.userlist = userlist
+        self.adminUsers = adminUsers
+        self.maxClientConnections = maxClientConnections
+        self.maxMessageSize = maxMessageSize
+        self.clientLoginTimeout = clientLoginTimeout
+        self.connectTimeout = connectTimeout
+        self.logRouting = logRouting
+        self.workers = workers
+        self.readYourWrites = readYourWrites
+        self.maxReplicaLag = maxReplicaLag
+        self.readFallback = readFallback
+        self.databases = databases
+    }
+
+    public func database(named name: String) -> DatabaseConfig? {
+        databases.first(where: { $0.name == name })
+    }
+
+    /// The number of event loops to run on a machine with `processorCount` cores.
+    public func workerCount(processorCount: Int) -> Int {
+        workers > 0 ? workers : max(1, processorCount)
+    }
+
+    /// A copy with the auth file path and its contents replaced (used when loading from disk).
+    func with(authFile: String?, userlist: Userlist?) -> ProxyConfig {
+        ProxyConfig(
+            listen: listen, authType: authType, authFile: authFile, userlist: userlist, adminUsers: adminUsers,
+            maxClientConnections: maxClientConnections, maxMessageSize: maxMessageSize,
+            clientLoginTimeout: clientLoginTimeout, connectTimeout: connectTimeout, logRouting: logRouting,
+            workers: workers, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
+            readFallback: readFallback, databases: databases)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+extension ProxyConfig {
+    /// Reads and parses the file at `path`, then the auth_file it names (a relative auth_file path is
+    /// relative to the config file's folder). Messages name `path` as given.
+    public static func load(path: String) throws -> ProxyConfig {
+        let text = try readText(path: path) { reason in
+            ConfigError(file: path, line: nil, reason: "cannot read the configuration: \(reason)")
+        }
+        let parsed = try ProxyConfigParser(fileName: path).parse(text: text)
+        guard let authFile = parsed.config.authFile else { return parsed.config }
+
+        let resolved = resolve(authFile, relativeTo: path)
+        let userlistText = try readText(path: resolved) { reason in
+            ConfigError(file: path, line: parsed.authFileLine, section: "pgsplit", key: "auth_file",
+                        reason: "cannot read \"\(resolved)\": \(reason)")
+        }
+        let userlist = try Userlist.parse(text: userlistText, fileName: resolved)
+        return parsed.config.with(authFile: resolved, userlist: userlist)
+    }
+
+    /// `file` as a path usable from the working directory: absolute paths stay, others are taken
+    /// from the folder of `configPath`.
+    static func resolve(_ file: String, relativeTo configPath: String) -> String {
+        guard !file.hasPrefix("/") else { return file }
+        let configFolder = (configPath as NSString).deletingLastPathComponent
+        return configFolder.isEmpty ? file : (configFolder as NSString).appendingPathComponent(file)
+    }
+
+    private static func readText(path: String, failure: (String) -> ConfigError) throws -> String {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            throw failure(reason)
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw failure("not valid UTF-8") }
+        return text
+    }
+}

@@ -1,0 +1,700 @@
+import StatementClassifier
+
+/// Settings a session needs, taken from the configuration snapshot when the client logged in.
+public struct SessionSettings: Sendable {
+    /// With no writeable backend everything goes to main.
+    public var hasWriteable: Bool
+    public var maxMessageSize: Int
+    /// An extended-protocol batch buffered past this without Sync or Flush is decided on what was seen.
+    public var maxBatchLookahead: Int
+    public var logRouting: Bool
+
+    public init(hasWriteable: Bool, maxMessageSize: Int = 1 << 30 - 1, maxBatchLookahead: Int = 1 << 20,
+                logRouting: Bool = false) {
+        self.hasWriteable = hasWriteable
+        self.maxMessageSize = maxMessageSize
+        self.maxBatchLookahead = maxBatchLookahead
+        self.logRouting = logRouting
+    }
+}
+
+/// One client's session: decides where each unit of work runs and keeps both backends consistent.
+///
+/// A *unit* is a simple Query, an extended-protocol batch up to Sync, or a fast-path call: it runs on
+/// one backend and ends with that backend's ReadyForQuery. Units may be pipelined on one backend;
+/// before a unit goes to the other backend, the session waits until every earlier unit has answered,
+/// so responses reach the client in the order it asked.
+public struct Session {
+    public let settings: SessionSettings
+    public var classifier: Classifier
+
+    var backends: [BackendState] = [BackendState(), BackendState()]
+    public private(set) var history = SessionHistory()
+    /// Session statements run inside the open transaction: recorded only if it commits.
+    var uncommittedHistory: [(key: String, sql: String)] = []
+    /// Protocol-level prepared statements by name ("" is the unnamed one).
+    var statements: [String: PreparedStatement] = [:]
+    var nextGeneration: UInt64 = 1
+    /// SQL-level PREPAREd statements: where their bodies must run.
+    var sqlPrepared: [String: RouteTarget] = [:]
+
+    /// The transaction as predicted from what was sent; ReadyForQuery corrects it.
+    public private(set) var transaction: BackendRole?
+    public private(set) var pinned: PinReason?
+    var defaultReadOnly = false
+    var defaultSerializable = false
+
+    var units = UnitQueue()
+    /// The ReadyForQuery status of the last client unit.
+    var lastStatus = UInt8(ascii: "I")
+    /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync.
+    var openBatch: BackendRole?
+    /// A backend failed to open while a client unit waited for it: answer that unit with this error.
+    var openFailure: (role: BackendRole, error: [UInt8])?
+    public private(set) var closed = false
+
+    public init(settings: SessionSettings, classifier: Classifier, mainIsOpen: Bool = true) {
+        self.settings = settings
+        self.classifier = classifier
+        if mainIsOpen { backends[BackendRole.main.rawValue].status = .open }
+    }
+
+    // MARK: - Queries the shell asks
+
+    /// The backend running the client's current unit (for CancelRequest), if any.
+    public var activeBackend: BackendRole? { units.first?.backend }
+    public var hasUnitsInFlight: Bool { !units.isEmpty }
+    public func isOpen(_ role: BackendRole) -> Bool { backends[role.rawValue].status == .open }
+    public var isIdle: Bool { units.isEmpty && transaction == nil }
+
+    // MARK: - Client input
+
+    /// Consumes as many complete client messages from `buffer` as can be routed now; returns how many
+    /// bytes were consumed. The shell calls it again after any backend event while bytes remain.
+    public mutating func clientInput<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ out: inout Out) -> Int {
+        var offset = 0
+        while !closed, offset < buffer.count {
+            let frame: Frame
+            switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
+            case .needMore:
+                return offset
+            case .invalid(let why):
+                protocolViolation(why, &out)
+                return buffer.count
+            case .frame(let f):
+                frame = f
+            }
+            let consumed: Int?
+            switch frame.type {
+            case UInt8(ascii: "Q"):
+                consumed = simpleQuery(buffer, frame, &out)
+            case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "E"),
+                 UInt8(ascii: "C"), UInt8(ascii: "H"), UInt8(ascii: "S"):
+                consumed = extendedBatch(buffer, from: offset, &out)
+            case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"):
+                consumed = copyData(buffer, frame, &out)
+            case UInt8(ascii: "F"):
+                consumed = functionCall(buffer, frame, &out)
+            case UInt8(ascii: "X"):
+                closed = true
+                out.closeSession(reason: "client terminated")
+                return buffer.count
+            default:
+                protocolViolation("unexpected message type \"\(Character(UnicodeScalar(frame.type)))\"", &out)
+                return buffer.count
+            }
+            guard let next = consumed else { return offset }
+            offset = next
+        }
+        return offset
+    }
+
+    mutating func protocolViolation<Out: SessionOutput>(_ why: String, _ out: inout Out) {
+        let bytes = WireEncode.error(severity: "FATAL", code: "08P01", message: "protocol violation: \(why)")
+        bytes.withUnsafeBytes { out.sendToClient($0) }
+        closed = true
+        out.closeSession(reason: "protocol violation: \(why)")
+    }
+
+    // MARK: Simple query
+
+    mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
+        let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
+        let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
+        let queryClass = classifier.classify(utf8: sql)
+        let (role, why) = route(queryClass.statements)
+        if let failure = takeOpenFailure(for: role) {
+            answerFailedUnit(failure, &out)
+            return frame.end
+        }
+        guard ready(role, &out) else { return nil }
+        if settings.logRouting { out.routed(role, why: why, sql: sql) }
+        var unit = Unit(backend: role, kind: .client)
+        unit.effects = effects(of: queryClass.statements, sql: sql)
+        unit.startedInTransaction = transaction != nil
+        predictTransaction(queryClass.statements, on: role)
+        units.append(unit)
+        out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+        return frame.end
+    }
+
+    // MARK: Extended protocol
+
+    /// Handles an extended-protocol batch starting at `start`: everything up to Sync (or Flush) goes
+    /// to one backend in one send.
+    mutating func extendedBatch<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, from start: Int, _ out: inout Out) -> Int? {
+        if skipUntilSync {
+            return skipToSync(buffer, from: start, &out)
+        }
+        if let role = openBatch {
+            // Decided earlier (Flush): the rest of the batch follows to the same backend.
+            return forwardDecidedBatch(buffer, from: start, to: role, &out)
+        }
+        // Look ahead to the end of the batch.
+        var offset = start
+        var end: Int?
+        var endsWithSync = false
+        var infos: [StatementInfo] = []
+        var parsedHere: [String] = []
+        var needed: [String] = []
+        var sawFlushOnly = false
+        scan: while true {
+            switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
+            case .needMore:
+                if offset - start < settings.maxBatchLookahead { return nil }
+                end = offset
+                sawFlushOnly = true
+                break scan
+            case .invalid(let why):
+                protocolViolation(why, &out)
+                return buffer.count
+            case .frame(let f):
+                switch f.type {
+                case UInt8(ascii: "P"):
+                    guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
+                          let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else {
+                        protocolViolation("malformed Parse message", &out)
+                        return buffer.count
+                    }
+                    let name = string(buffer, nameRange)
+                    let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
+                    infos.append(contentsOf: qc.statements)
+                    parsedHere.append(name)
+                case UInt8(ascii: "B"):
+                    guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
+                          let stmtRange = cStringRange(buffer, from: portalRange.upperBound + 1, limit: f.end) else {
+                        protocolViolation("malformed Bind message", &out)
+                        return buffer.count
+                    }
+                    let name = string(buffer, stmtRange)
+                    if !parsedHere.contains(name) {
+                        needed.append(name)
+                        if let known = statements[name] { infos.append(contentsOf: known.statements) }
+                    }
+                case UInt8(ascii: "D"):
+                    if f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
+                       let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) {
+                        let name = string(buffer, nameRange)
+                        if !parsedHere.contains(name) { needed.append(name) }
+                    }
+                case UInt8(ascii: "S"):
+                    end = f.end
+                    endsWithSync = true
+                    break scan
+                case UInt8(ascii: "H"):
+                    end = f.end
+                    sawFlushOnly = true
+                    break scan
+                case UInt8(ascii: "E"), UInt8(ascii: "C"):
+                    break
+                default:
+                    // Another kind of message inside a batch: decide on what we have.
+                    end = offset
+                    sawFlushOnly = true
+                    break scan
+                }
+                offset = f.end
+            }
+        }
+        guard let batchEnd = end, batchEnd > start else { return nil }
+
+        let (role, why) = route(infos)
+        if let failure = takeOpenFailure(for: role) {
+            // Drop the client's batch up to its Sync; answer the error once.
+            if endsWithSync { answerFailedUnit(failure, &out) }
+            else { openBatch = nil; skipUntilSync = true; failure.error.withUnsafeBytes { out.sendToClient($0) } }
+            return batchEnd
+        }
+        guard ready(role, &out) else { return nil }
+        if settings.logRouting {
+            out.routed(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
+        }
+        var unit = Unit(backend: role, kind: .client)
+        unit.swallowLeft = injectStatements(needed: needed, parsedHere: parsedHere, on: role, &out)
+        unit.effects = effects(of: infos, sql: nil)
+        unit.startedInTransaction = transaction != nil
+        // Remember every Parse of the batch, so later batches can prepare it elsewhere.
+        rememberParses(buffer, from: start, to: batchEnd, on: role)
+        predictTransaction(infos, on: role)
+        units.append(unit)
+        out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
+        if !endsWithSync && sawFlushOnly { openBatch = role }
+        return batchEnd
+    }
+
+    /// After a failed open answered at a Flush, the rest of the client's batch is dropped up to Sync.
+    var skipUntilSync = false
+
+    mutating func skipToSync<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, from start: Int, _ out: inout Out) -> Int? {
+        var offset = start
+        while case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
+            offset = f.end
+            if f.type == UInt8(ascii: "S") {
+                skipUntilSync = false
+                let status: UInt8 = transaction == nil ? UInt8(ascii: "I") : UInt8(ascii: "E")
+                WireEncode.readyForQuery(status).withUnsafeBytes { out.sendToClient($0) }
+                break
+            }
+        }
+        return offset > start ? offset : nil
+    }
+
+    /// Forwards messages of a batch whose backend is already chosen, through its Sync.
+    mutating func forwardDecidedBatch<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, from start: Int,
+                                                          to role: BackendRole, _ out: inout Out) -> Int? {
+        var offset = start
+        while offset < buffer.count {
+            guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) else { break }
+            if f.type == UInt8(ascii: "P") { rememberParses(buffer, from: f.start, to: f.end, on: role) }
+            offset = f.end
+            if f.type == UInt8(ascii: "S") { openBatch = nil; break }
+            let isExtended = f.type == UInt8(ascii: "P") || f.type == UInt8(ascii: "B") || f.type == UInt8(ascii: "D")
+                || f.type == UInt8(ascii: "E") || f.type == UInt8(ascii: "C") || f.type == UInt8(ascii: "H")
+            if !isExtended { offset = f.start; break }
+        }
+        guard offset > start else { return nil }
+        out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<offset]))
+        return offset
+    }
+
+    /// Makes sure every statement the batch uses exists on `role`: injects Close + Parse for the
+    /// missing ones and Close for stale ones the batch is about to re-Parse. Returns how many responses
+    /// (ParseComplete / CloseComplete) to swallow.
+    mutating func injectStatements<Out: SessionOutput>(needed: [String], parsedHere: [String], on role: BackendRole,
+                                                       _ out: inout Out) -> Int {
+        var swallow = 0
+        var state = backends[role.rawValue]
+        for name in parsedHere where !name.isEmpty {
+            if state.prepared[name] != nil && statements[name] == nil {
+                // The client closed it, but this backend still has the old one: drop it first.
+                WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                state.prepared[name] = nil
+                swallow += 1
+            }
+        }
+        for name in needed {
+            guard let statement = statements[name], state.prepared[name] != statement.generation else { continue }
+            var bytes = WireEncode.close(statement: name)
+            bytes.append(contentsOf: statement.parseMessage)
+            bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
+            state.prepared[name] = statement.generation
+            swallow += 2
+        }
+        backends[role.rawValue] = state
+        return swallow
+    }
+
+    mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole) {
+        var offset = start
+        while offset < end, case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
+            offset = f.end
+            switch f.type {
+            case UInt8(ascii: "P"):
+                guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
+                      let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
+                let name = string(buffer, nameRange)
+                let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
+                let generation = nextGeneration
+                nextGeneration += 1
+                statements[name] = PreparedStatement(parseMessage: Array(UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])),
+                                                     statements: qc.statements, generation: generation)
+                backends[role.rawValue].prepared[name] = generation
+                for other in BackendRole.allCases where other != role {
+                    // Any older statement of that name elsewhere is now stale.
+                    if backends[other.rawValue].prepared[name] != nil { backends[other.rawValue].prepared[name] = 0 }
+                }
+            case UInt8(ascii: "C"):
+                guard f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
+                      let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) else { continue }
+                let name = string(buffer, nameRange)
+                statements[name] = nil
+                backends[role.rawValue].prepared[name] = nil
+            default:
+                continue
+            }
+        }
+    }
+
+    // MARK: COPY data and fast-path calls
+
+    mutating func copyData<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
+        // COPY data belongs to the unit that started the COPY: the newest one in flight.
+        guard let role = units.last?.backend else { return frame.end }  // stray data: PostgreSQL ignores it too
+        out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+        return frame.end
+    }
+
+    mutating func functionCall<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
+        let role: BackendRole = settings.hasWriteable ? (transaction ?? .writeable) : .main
+        if let failure = takeOpenFailure(for: role) {
+            answerFailedUnit(failure, &out)
+            return frame.end
+        }
+        guard ready(role, &out) else { return nil }
+        units.append(Unit(backend: role, kind: .client))
+        out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+        return frame.end
+    }
+
+    // MARK: - Routing
+
+    /// Where a unit made of these statements runs, and why.
+    func route(_ infos: [StatementInfo]) -> (BackendRole, RoutingReason) {
+        guard settings.hasWriteable else { return (.main, .noWriteable) }
+        if let transaction { return (transaction, .transaction) }
+        if pinned != nil { return (.writeable, .pinned) }
+        var target = RouteTarget.main
+        var reason = RoutingReason.read
+        for info in infos {
+            var t = info.target
+            if case .begin(let readOnly, let serializable) = info.transaction {
+                let ro = readOnly ?? defaultReadOnly
+                let ser = serializable || defaultSerializable
+                t = (ro && !ser) ? .main : .writeable
+                if t == .main { reason = .readOnlyTransaction }
+            } else if let executes = info.executes, let prepared = sqlPrepared[executes.lowercased()] {
+                t = prepared
+            }
+            if t == .writeable {
+                target = .writeable
+                reason = info.hinted ? .hint : .write
+            }
+        }
+        if target == .main && defaultSerializable { return (.writeable, .sessionDefault) }
+        if target == .main, infos.contains(where: { $0.hinted }) { reason = .hint }
+        return (target == .main ? .main : .writeable, reason)
+    }
+
+    /// True when a unit may be sent to `role` now. Otherwise it asks for the backend to be opened or
+    /// waits for the other backend's units to finish; the shell calls `clientInput` again later.
+    mutating func ready<Out: SessionOutput>(_ role: BackendRole, _ out: inout Out) -> Bool {
+        switch backends[role.rawValue].status {
+        case .closed:
+            backends[role.rawValue].status = .opening
+            out.openBackend(role)
+            return false
+        case .opening:
+            return false
+        case .open:
+            break
+        }
+        if let first = units.first, first.backend != role { return false }
+        replayHistory(to: role, &out)
+        return true
+    }
+
+    /// Brings a backend's session state up to date before it runs anything for the client.
+    mutating func replayHistory<Out: SessionOutput>(to role: BackendRole, _ out: inout Out) {
+        let applied = backends[role.rawValue].appliedHistory
+        guard applied < history.version else { return }
+        for entry in history.pending(after: applied) {
+            WireEncode.query(entry.sql).withUnsafeBytes { out.sendToBackend(role, $0) }
+            units.append(Unit(backend: role, kind: .replay))
+        }
+        backends[role.rawValue].appliedHistory = history.version
+    }
+
+    func takeOpenFailure(for role: BackendRole) -> (role: BackendRole, error: [UInt8])? {
+        guard let failure = openFailure, failure.role == role else { return nil }
+        return failure
+    }
+
+    /// Answers a unit whose backend could not be opened: the error, then ReadyForQuery.
+    mutating func answerFailedUnit<Out: SessionOutput>(_ failure: (role: BackendRole, error: [UInt8]), _ out: inout Out) {
+        openFailure = nil
+        failure.error.withUnsafeBytes { out.sendToClient($0) }
+        let status: UInt8 = transaction == nil ? UInt8(ascii: "I") : UInt8(ascii: "E")
+        WireEncode.readyForQuery(status).withUnsafeBytes { out.sendToClient($0) }
+    }
+
+    /// Updates the predicted transaction from statements being sent.
+    mutating func predictTransaction(_ infos: [StatementInfo], on role: BackendRole) {
+        for info in infos {
+            switch info.transaction {
+            case .begin?:
+                if transaction == nil { transaction = role }
+            case .commit(let chain)?, .rollback(let chain)?:
+                if !chain { transaction = nil }
+            case .prepareTransaction?:
+                transaction = nil
+            default:
+                break
+            }
+        }
+    }
+
+    /// What must happen when a unit made of these statements succeeds.
+    func effects(of infos: [StatementInfo], sql: UnsafeRawBufferPointer?) -> UnitEffects {
+        var effects = UnitEffects()
+        for info in infos {
+            if let pin = info.pin, effects.pin == nil { effects.pin = pin }
+            if info.changesFunctions { effects.changesFunctions = true }
+            if case .commit? = info.transaction { effects.commits = true }
+            if case .prepareTransaction? = info.transaction { effects.commits = true }
+            if let session = info.session { effects.session.append(session) }
+        }
+        // The text to replay elsewhere: only when the unit is exactly one session statement.
+        if !effects.session.isEmpty, infos.count == 1, let sql {
+            effects.replaySQL = String(decoding: sql, as: UTF8.self)
+        }
+        return effects
+    }
+
+    // MARK: - Backend input
+
+    /// Consumes complete backend messages from `buffer`, forwarding the client's share in as few
+    /// sends as possible. Returns how many bytes were consumed.
+    public mutating func backendInput<Out: SessionOutput>(_ role: BackendRole, _ buffer: UnsafeRawBufferPointer,
+                                                         _ out: inout Out) -> Int {
+        var offset = 0
+        var runStart = 0  // start of the bytes to forward in one send
+        while !closed {
+            guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) else { break }
+            let forward = backendMessage(role, f, buffer)
+            if !forward {
+                if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
+                runStart = f.end
+            }
+            offset = f.end
+            if f.type == UInt8(ascii: "Z") && forward {
+                // Flush up to the unit's end before state changes that may send more.
+                out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.end]))
+                runStart = f.end
+            }
+            if f.type == UInt8(ascii: "Z") { finishHead(role, buffer, f, &out) }
+        }
+        if runStart < offset { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<offset])) }
+        return offset
+    }
+
+    /// Decides one backend message: true to forward it to the client.
+    mutating func backendMessage(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        guard let head = units.first, head.backend == role else {
+            // Between units: notifications, notices and parameter changes from the backend the client
+            // is using reach it; the rest (e.g. a FATAL before a close) is handled by backendClosed.
+            switch f.type {
+            case UInt8(ascii: "A"), UInt8(ascii: "N"), UInt8(ascii: "S"): return true
+            default: return false
+            }
+        }
+        switch head.kind {
+        case .replay:
+            if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
+            return false
+        case .client:
+            if head.swallowLeft > 0 {
+                if f.type == UInt8(ascii: "1") || f.type == UInt8(ascii: "3") {
+                    units.mutateFirst { $0.swallowLeft -= 1 }
+                    return false
+                }
+                units.mutateFirst { $0.swallowLeft = 0 }
+            }
+            if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
+            return true
+        }
+    }
+
+    /// The head unit got its ReadyForQuery.
+    mutating func finishHead<Out: SessionOutput>(_ role: BackendRole, _ buffer: UnsafeRawBufferPointer, _ f: Frame,
+                                                 _ out: inout Out) {
+        guard let unit = units.popFirst() else { return }
+        if unit.kind == .replay { return }
+        let status = f.end - f.payloadStart >= 1 ? buffer[f.payloadStart] : UInt8(ascii: "I")
+        let previousStatus = lastStatus
+        lastStatus = status
+        let inTransactionAfter = status != UInt8(ascii: "I")
+        if units.isEmpty {
+            // Nothing else in flight: the backend's word replaces the prediction.
+            transaction = inTransactionAfter ? role : nil
+        }
+        let effects = unit.effects
+        guard !unit.sawError else {
+            if !inTransactionAfter { uncommittedHistory.removeAll() }
+            return
+        }
+        if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
+        if effects.changesFunctions { out.functionsMayHaveChanged() }
+        // Session state holds at once in autocommit; inside a transaction only once it commits.
+        for effect in effects.session { apply(effect, sql: effects.replaySQL, inTransaction: inTransactionAfter) }
+        if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
+            if effects.commits && previousStatus != UInt8(ascii: "E") {
+                for entry in uncommittedHistory { history.record(key: entry.key, sql: entry.sql) }
+            }
+            uncommittedHistory.removeAll()
+        }
+        // The backend that ran the statements already has their effect.
+        backends[role.rawValue].appliedHistory = max(backends[role.rawValue].appliedHistory, history.version)
+    }
+
+    mutating func apply(_ effect: SessionEffect, sql: String?, inTransaction: Bool) {
+        var key: String?
+        var text = sql
+        switch effect {
+        case .set(let name, let local):
+            if local { return }
+            key = "set:" + name
+            noteDefault(name: name, sql: sql)
+        case .reset(let name):
+            key = "set:" + name
+            text = "RESET " + name
+            if name == "default_transaction_read_only" { defaultReadOnly = false }
+            if name == "default_transaction_isolation" { defaultSerializable = false }
+        case .resetAll:
+            key = SessionHistory.resetAllKey
+            text = "RESET ALL"
+            defaultReadOnly = false; defaultSerializable = false
+        case .discard(let what):
+            guard what.lowercased() == "all" else { return }
+            key = SessionHistory.resetAllKey
+            text = "DISCARD ALL"
+            defaultReadOnly = false; defaultSerializable = false
+            statements.removeAll(); sqlPrepared.removeAll()
+            for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
+        case .prepare(let name, let target):
+            key = "prepare:" + name.lowercased()
+            sqlPrepared[name.lowercased()] = target
+        case .deallocate(let name):
+            if let name {
+                key = "prepare:" + name.lowercased()
+                text = "DEALLOCATE " + name
+                sqlPrepared[name.lowercased()] = nil
+            } else {
+                key = SessionHistory.deallocateAllKey
+                text = "DEALLOCATE ALL"
+                sqlPrepared.removeAll()
+                statements.removeAll()
+                for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
+            }
+        }
+        guard let key, let text else { return }
+        if inTransaction { uncommittedHistory.append((key, text)) } else { history.record(key: key, sql: text) }
+    }
+
+    /// Tracks the session defaults that decide where transactions may run.
+    mutating func noteDefault(name: String, sql: String?) {
+        guard let sql = sql?.lowercased() else { return }
+        if name == "default_transaction_read_only" {
+            defaultReadOnly = sql.contains("on") || sql.contains("true") || sql.contains("'1'") || sql.contains("yes")
+                || sql.contains("read only")
+            if sql.contains("read write") { defaultReadOnly = false }
+        } else if name == "default_transaction_isolation" || name == "transaction_isolation" {
+            defaultSerializable = sql.contains("serializable")
+        }
+    }
+
+    // MARK: - Backend lifecycle
+
+    /// The shell opened `role` (connected, authenticated, startup parameters applied).
+    public mutating func backendOpened(_ role: BackendRole) {
+        backends[role.rawValue].status = .open
+        backends[role.rawValue].appliedHistory = 0
+        backends[role.rawValue].prepared.removeAll()
+    }
+
+    /// Opening `role` failed; `error` is the ErrorResponse to give the client.
+    public mutating func backendOpenFailed(_ role: BackendRole, error: [UInt8]) {
+        backends[role.rawValue].status = .closed
+        openFailure = (role, error)
+    }
+
+    /// `role` closed unexpectedly. The session goes on without it unless it was in use.
+    public mutating func backendClosed<Out: SessionOutput>(_ role: BackendRole, _ out: inout Out) {
+        backends[role.rawValue] = BackendState()
+        let inUse = units.contains { $0.backend == role } || transaction == role
+            || (pinned != nil && role == .writeable)
+        if inUse {
+            let bytes = WireEncode.error(severity: "FATAL", code: "08006",
+                                         message: "the \(role) backend closed the connection unexpectedly",
+                                         hint: "Reconnect; the statement may or may not have run.")
+            bytes.withUnsafeBytes { out.sendToClient($0) }
+            closed = true
+            out.closeSession(reason: "\(role) backend closed")
+        }
+    }
+}
+
+// MARK: - Supporting types
+
+struct BackendState {
+    enum Status { case closed, opening, open }
+    var status = Status.closed
+    /// History version this backend has applied.
+    var appliedHistory: UInt64 = 0
+    /// Protocol-level statements prepared here: name -> generation (0 = stale).
+    var prepared: [String: UInt64] = [:]
+}
+
+struct PreparedStatement {
+    /// The client's Parse message, verbatim, to prepare it on another backend.
+    var parseMessage: [UInt8]
+    var statements: [StatementInfo]
+    var generation: UInt64
+}
+
+struct UnitEffects {
+    var pin: PinReason?
+    var changesFunctions = false
+    var commits = false
+    var session: [SessionEffect] = []
+    var replaySQL: String?
+}
+
+struct Unit {
+    enum Kind { case client, replay }
+    var backend: BackendRole
+    var kind: Kind
+    /// Responses to injected messages still to swallow.
+    var swallowLeft = 0
+    var sawError = false
+    var startedInTransaction = false
+    var effects = UnitEffects()
+}
+
+/// A FIFO of units that reuses its storage.
+struct UnitQueue {
+    private var storage: [Unit] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == storage.count }
+    var first: Unit? { isEmpty ? nil : storage[head] }
+    var last: Unit? { isEmpty ? nil : storage[storage.count - 1] }
+
+    mutating func append(_ unit: Unit) { storage.append(unit) }
+
+    mutating func mutateFirst(_ body: (inout Unit) -> Void) { body(&storage[head]) }
+
+    mutating func popFirst() -> Unit? {
+        guard !isEmpty else { return nil }
+        let unit = storage[head]
+        head += 1
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return unit
+    }
+
+    func contains(where predicate: (Unit) -> Bool) -> Bool {
+        storage[head...].contains(where: predicate)
+    }
+}

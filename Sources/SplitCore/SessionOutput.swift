@@ -1,0 +1,31 @@
+/// What a session asks of the I/O shell. The session is a pure state machine; the shell implements
+/// this (the tests implement it with a recorder). Calls are made synchronously from the session's
+/// methods, so implementations must not call back into the session.
+public protocol SessionOutput {
+    /// Send bytes to a backend that is open.
+    mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer)
+    /// Send bytes to the client.
+    mutating func sendToClient(_ bytes: UnsafeRawBufferPointer)
+    /// Open (connect and authenticate) a backend; answer with `backendOpened` or `backendOpenFailed`.
+    mutating func openBackend(_ role: BackendRole)
+    /// Close the client connection once its pending output is sent, and with it the backends.
+    mutating func closeSession(reason: String)
+    /// A routing decision, for `log_routing`.
+    mutating func routed(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer)
+    /// DDL that may have changed function volatility ran: refresh the function catalog.
+    mutating func functionsMayHaveChanged()
+}
+
+/// Why a unit went where it went (for logs and the admin console).
+public enum RoutingReason: String, Sendable {
+    case read = "read"
+    case write = "write"
+    case transaction = "inside a transaction"
+    case readOnlyTransaction = "read-only transaction"
+    case pinned = "session pinned"
+    case noWriteable = "no writeable backend"
+    case hint = "routing hint"
+    case sessionDefault = "session default (read-only / serializable)"
+    case copyData = "COPY data"
+    case functionCall = "fast-path function call"
+}

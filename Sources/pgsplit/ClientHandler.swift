@@ -1,0 +1,467 @@
+import DispatchTransport
+import PostgresWire
+import SplitConfig
+import SplitCore
+import StatementClassifier
+
+/// One client connection, from its startup packet to its last byte: the thin I/O shell around a
+/// `Session`. Everything here runs on the client connection's loop, and so do its backends.
+///
+/// Sendable by confinement: every property is touched only on `loop.queue` — all entry points are
+/// transport callbacks on that loop, or closures hopped there with `loop.execute`.
+final class ClientHandler: @unchecked Sendable {
+    enum Phase {
+        case startup
+        case authenticating(ClientAuthenticator)
+        case connectingMain
+        case ready
+        case closed
+    }
+
+    let server: ProxyServer
+    let client: Connection
+    let loop: EventLoop
+    let id: Int
+    let config: ProxyConfig
+    var phase = Phase.startup
+
+    // Startup-phase input (framed with PostgresWire); after login, `clientInput`.
+    var startupBuffer = ByteBuffer(capacity: 256)
+    var clientInput = InputBuffer()
+
+    var user = ""
+    var databaseName = ""
+    var database: DatabaseConfig?
+    var startupParameters: [(String, String)] = []
+    var authResult: ClientAuthSuccess?
+    /// The key this client gets in BackendKeyData, for cancel requests.
+    var cancelKey = CancelKey(processID: 0, secretKey: 0)
+
+    var session: Session?
+    var backends: [BackendConnection?] = [nil, nil]
+    var loginTimer: TimerHandle?
+
+    init(server: ProxyServer, client: Connection, id: Int, config: ProxyConfig) {
+        self.server = server
+        self.client = client
+        self.loop = client.loop
+        self.id = id
+        self.config = config
+    }
+
+    // MARK: - Start and startup packet
+
+    func start() {
+        client.start(onRead: { [self] bytes in clientRead(bytes) },
+                     onClose: { [self] _ in clientClosed() })
+        client.onWritableAgain = { [self] in
+            for backend in backends { backend?.connection.resumeReading() }
+        }
+        let timeout = Double(config.clientLoginTimeout.components.seconds)
+        loginTimer = loop.scheduleTimer(after: max(1, timeout)) { [self] in
+            if case .ready = phase { return }
+            if case .closed = phase { return }
+            fail(code: SQLState.connectionFailure, message: "client did not finish logging in within \(Int(timeout)) s")
+        }
+    }
+
+    func clientRead(_ bytes: UnsafeRawBufferPointer) {
+        switch phase {
+        case .ready:
+            clientInput.append(bytes)
+            pumpClient()
+        case .closed:
+            return
+        case .connectingMain:
+            clientInput.append(bytes)
+        case .startup, .authenticating:
+            startupBuffer.append(contentsOf: bytes)
+            processStartupBytes()
+        }
+    }
+
+    func processStartupBytes() {
+        while true {
+            switch phase {
+            case .startup:
+                switch startupBuffer.frameStartupPacket() {
+                case .needMore:
+                    return
+                case .invalid(let why):
+                    fail(code: SQLState.protocolViolation, message: why)
+                    return
+                case .message(_, let payload):
+                    let packet: StartupPacket
+                    do {
+                        packet = try StartupPacket.decode(startupBuffer.storage[payload])
+                    } catch {
+                        fail(code: error.sqlState, message: error.message)
+                        return
+                    }
+                    startupBuffer.moveReaderIndex(to: payload.upperBound)
+                    handleStartupPacket(packet)
+                }
+            case .authenticating(var authenticator):
+                switch startupBuffer.frameMessage(maxMessageSize: 65536) {
+                case .needMore:
+                    return
+                case .invalid(let why):
+                    fail(code: SQLState.protocolViolation, message: why)
+                    return
+                case .message(let type, let payload):
+                    guard type == UInt8(ascii: "p") else {
+                        fail(code: SQLState.protocolViolation,
+                             message: "expected a password message, got message type \"\(Character(UnicodeScalar(type)))\"")
+                        return
+                    }
+                    let action = authenticator.received(type: type, payload: startupBuffer.storage[payload])
+                    startupBuffer.moveReaderIndex(to: payload.upperBound)
+                    phase = .authenticating(authenticator)
+                    handleAuthAction(action)
+                }
+            case .connectingMain, .ready:
+                // Bytes sent ahead of our ReadyForQuery: keep them for the session.
+                let rest = startupBuffer.readableArray
+                startupBuffer.clear()
+                rest.withUnsafeBytes { clientInput.append($0) }
+                return
+            case .closed:
+                return
+            }
+        }
+    }
+
+    func handleStartupPacket(_ packet: StartupPacket) {
+        switch packet {
+        case .sslRequest, .gssEncRequest:
+            // No TLS / GSS encryption yet: the client goes on in the clear (or gives up, per its sslmode).
+            client.write([UInt8(ascii: "N")])
+        case .cancel(let pid, let key):
+            server.cancel(CancelKey(processID: pid, secretKey: key))
+            phase = .closed
+            client.close()
+        case .startup(_, let parameters):
+            user = StartupPacket.parameter("user", in: parameters) ?? ""
+            databaseName = StartupPacket.parameter("database", in: parameters) ?? user
+            startupParameters = parameters.filter { !["user", "database", "replication"].contains($0.0) }
+            guard let database = config.database(named: databaseName) else {
+                fail(code: SQLState.invalidCatalogName, message: "database \"\(databaseName)\" does not exist",
+                     hint: "pgsplit serves: \(config.databases.map(\.name).joined(separator: ", ")).")
+                return
+            }
+            self.database = database
+            let method: ClientAuthMethod
+            switch config.authType {
+            case .trust: method = .trust
+            case .md5: method = .md5
+            case .password: method = .password
+            default: method = .scramSHA256
+            }
+            var authenticator = ClientAuthenticator(method: method, user: user,
+                                                    storedSecret: config.userlist?[user].map(secretText))
+            let action = authenticator.start()
+            phase = .authenticating(authenticator)
+            handleAuthAction(action)
+        }
+    }
+
+    func handleAuthAction(_ action: ClientAuthAction) {
+        switch action {
+        case .send(let bytes):
+            client.write(bytes)
+        case .failed(let error, let bytes):
+            Log.info("session \(id): login refused for user \"\(user)\" from \(client.remoteAddress): \(error.message)")
+            client.write(bytes)
+            close()
+        case .authenticated(let success, let bytes):
+            authResult = success
+            client.write(bytes)
+            phase = .connectingMain
+            openBackend(.main)
+        }
+    }
+
+    // MARK: - Backends
+
+    /// Where and as whom a backend connection logs in.
+    func login(for role: BackendRole) -> BackendLogin? {
+        guard let database else { return nil }
+        let address: BackendAddress
+        switch role {
+        case .main:
+            address = database.databaseRouting ? database.backend(forRoutedUser: user) : database.main
+        case .writeable:
+            guard let writeable = database.writeable else { return nil }
+            address = writeable
+        }
+        let backendUser = address.user ?? user
+        let credential: BackendCredential
+        if let password = address.password {
+            credential = .password(password)
+        } else if address.user != nil {
+            credential = .none
+        } else if let plain = authResult?.cleartextPassword {
+            credential = .password(plain)
+        } else if let keys = authResult?.scramKeys {
+            credential = .scramKeys(clientKey: keys.clientKey, serverKey: keys.serverKey)
+        } else {
+            switch config.userlist?[user] {
+            case .plain(let password)?: credential = .password(password)
+            case .md5(let hash)?: credential = .md5Hash("md5" + hash)
+            default: credential = .none
+            }
+        }
+        return BackendLogin(address: address, user: backendUser, database: address.dbname ?? databaseName,
+                            credential: credential, parameters: startupParameters)
+    }
+
+    func openBackend(_ role: BackendRole) {
+        guard let login = login(for: role) else {
+            backendOpenFailed(role, reason: "no \(role) backend is configured")
+            return
+        }
+        let timeout = Double(config.connectTimeout.components.seconds) + Double(config.connectTimeout.components.attoseconds) / 1e18
+        BackendConnector.open(login, on: loop, timeout: max(timeout, 0.1)) { [self] result in
+            switch result {
+            case .failure(let failure):
+                backendOpenFailed(role, reason: "\(role) backend \(login.address.label): \(failure.description)",
+                                  serverError: { if case .refused(.server(let f)) = failure { return f } else { return nil } }())
+            case .success(let opened):
+                backendOpened(role, opened)
+            }
+        }
+    }
+
+    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened) {
+        if case .closed = phase {
+            opened.connection.close()
+            return
+        }
+        let backend = BackendConnection(role: role, connection: opened.connection, keyData: opened.info.keyData,
+                                        address: login(for: role)!.address)
+        backends[role.rawValue] = backend
+        opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
+                                onClose: { [self] error in backendClosed(role, error) })
+        if case .connectingMain = phase {
+            finishLogin(opened.info)
+        } else {
+            session?.backendOpened(role)
+        }
+        if !opened.leftover.isEmpty {
+            opened.leftover.withUnsafeBytes { backendRead(role, $0) }
+        }
+        pumpClient()
+    }
+
+    func backendOpenFailed(_ role: BackendRole, reason: String, serverError: ErrorFields? = nil) {
+        Log.warning("session \(id): cannot open \(reason)")
+        if case .connectingMain = phase {
+            // The client cannot log in without main: answer as PostgreSQL would, with the server's
+            // own error when it gave one.
+            if let serverError {
+                var out = ByteBuffer()
+                var fields = serverError
+                if fields.severity != "FATAL" { fields = ErrorFields(severity: "FATAL", code: fields.code, message: fields.message, detail: fields.detail, hint: fields.hint) }
+                out.writeErrorResponse(fields)
+                client.write(out.readableArray)
+                close()
+            } else {
+                fail(code: SQLState.connectionFailure, message: "pgsplit cannot reach the \(reason)")
+            }
+            return
+        }
+        var out = ByteBuffer()
+        if let serverError {
+            out.writeErrorResponse(severity: "ERROR", code: serverError.code,
+                                   message: "the \(role) backend refused the connection: \(serverError.message)",
+                                   detail: nil, hint: serverError.hint)
+        } else {
+            out.writeErrorResponse(severity: "ERROR", code: SQLState.connectionFailure,
+                                   message: "pgsplit cannot reach the \(reason)",
+                                   detail: nil, hint: "Check that the \(role) backend is running, then retry.")
+        }
+        session?.backendOpenFailed(role, error: out.readableArray)
+        pumpClient()
+    }
+
+    /// Main is open: tell the client what it reported, give it our own key, and start the session.
+    func finishLogin(_ info: BackendSessionInfo) {
+        loginTimer?.cancel()
+        loginTimer = nil
+        var out = ByteBuffer(capacity: 512)
+        for (name, value) in info.parameters { out.writeParameterStatus(name: name, value: value) }
+        cancelKey = server.register(self)
+        out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
+        out.writeReadyForQuery(.idle)
+        client.write(out.readableArray)
+        let hasWriteable = database?.writeable != nil
+        session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
+                                                    logRouting: config.logRouting),
+                          classifier: server.classifier(for: databaseName))
+        phase = .ready
+    }
+
+    // MARK: - Moving bytes
+
+    func pumpClient() {
+        guard case .ready = phase, !clientInput.isEmpty, session != nil else { return }
+        var out = ShellOutput(handler: self)
+        let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
+        clientInput.consume(consumed)
+        out.flush()
+        // A client that pipelines far ahead of its answers waits until they drain.
+        if clientInput.count > 4 << 20 { client.pauseReading() } else { client.resumeReading() }
+    }
+
+    func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
+        guard case .ready = phase, let backend = backends[role.rawValue] else { return }
+        var out = ShellOutput(handler: self)
+        client.beginBatch()
+        if backend.input.isEmpty {
+            // Fast path: forward straight from the transport's buffer, keep only a partial tail.
+            let consumed = session!.backendInput(role, bytes, &out)
+            if consumed < bytes.count {
+                backend.input.append(UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
+            }
+        } else {
+            backend.input.append(bytes)
+            let consumed = backend.input.withUnreadBytes { session!.backendInput(role, $0, &out) }
+            backend.input.consume(consumed)
+        }
+        client.endBatch()
+        out.flush()
+        if client.isAboveHighWater { backend.connection.pauseReading() }
+        pumpClient()
+    }
+
+    func backendClosed(_ role: BackendRole, _ error: TransportError?) {
+        guard let backend = backends[role.rawValue] else { return }
+        backends[role.rawValue] = nil
+        guard case .ready = phase else { return }
+        _ = backend
+        Log.info("session \(id): \(role) backend closed\(error.map { ": \($0)" } ?? "")")
+        var out = ShellOutput(handler: self)
+        session?.backendClosed(role, &out)
+        out.flush()
+        pumpClient()
+    }
+
+    // MARK: - Cancel
+
+    /// Forwards a cancel request to the backend running this client's statement, with its key.
+    func cancelRunningStatement() {
+        guard let role = session?.activeBackend, let backend = backends[role.rawValue],
+              let key = backend.keyData else { return }
+        let address = backend.address
+        Connection.connect(host: address.hostaddr ?? address.host, port: address.port, on: loop, timeout: 5) { result in
+            guard case .success(let connection) = result else { return }
+            var out = ByteBuffer(capacity: 16)
+            out.writeCancelRequest(processID: key.processID, secretKey: key.secretKey)
+            connection.start(onRead: { _ in }, onClose: { _ in })
+            connection.write(out.readableArray)
+            connection.closeAfterFlush()
+        }
+    }
+
+    // MARK: - Ending
+
+    func fail(code: String, message: String, hint: String? = nil) {
+        var out = ByteBuffer()
+        out.writeErrorResponse(severity: "FATAL", code: code, message: message, detail: nil, hint: hint)
+        client.write(out.readableArray)
+        close()
+    }
+
+    /// Closes the client (after its pending output) and the backends.
+    func close() {
+        if case .closed = phase { return }
+        phase = .closed
+        loginTimer?.cancel()
+        loginTimer = nil
+        server.unregister(self)
+        client.closeAfterFlush()
+        for backend in backends {
+            guard let backend else { continue }
+            backend.connection.write([UInt8(ascii: "X"), 0, 0, 0, 4])
+            backend.connection.closeAfterFlush()
+        }
+        backends = [nil, nil]
+        session = nil
+    }
+
+    func clientClosed() {
+        close()
+    }
+}
+
+/// A backend connection of a session.
+final class BackendConnection {
+    let role: BackendRole
+    let connection: Connection
+    let keyData: BackendKeyData?
+    let address: BackendAddress
+    var input = InputBuffer()
+
+    init(role: BackendRole, connection: Connection, keyData: BackendKeyData?, address: BackendAddress) {
+        self.role = role
+        self.connection = connection
+        self.keyData = keyData
+        self.address = address
+    }
+}
+
+/// The session's requests, carried out on the handler's connections. Sends are gathered into one
+/// write per connection per event where the transport allows.
+struct ShellOutput: SessionOutput {
+    unowned let handler: ClientHandler
+    var pendingOpens: [BackendRole] = []
+    var closeReason: String?
+    var refreshFunctions = false
+
+    init(handler: ClientHandler) { self.handler = handler }
+
+    mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
+        handler.backends[role.rawValue]?.connection.write(bytes)
+    }
+
+    mutating func sendToClient(_ bytes: UnsafeRawBufferPointer) {
+        handler.client.write(bytes)
+    }
+
+    mutating func openBackend(_ role: BackendRole) {
+        pendingOpens.append(role)
+    }
+
+    mutating func closeSession(reason: String) {
+        closeReason = reason
+    }
+
+    mutating func routed(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
+        let text = String(decoding: sql.prefix(200), as: UTF8.self)
+        Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
+    }
+
+    mutating func functionsMayHaveChanged() {
+        refreshFunctions = true
+    }
+
+    /// Carries out what had to wait until the session's method returned.
+    func flush() {
+        if refreshFunctions { handler.server.refreshFunctions(database: handler.databaseName) }
+        if let closeReason {
+            Log.debug("session \(handler.id): closing: \(closeReason)")
+            handler.close()
+            return
+        }
+        for role in pendingOpens { handler.openBackend(role) }
+    }
+}
+
+/// The userlist secret as the authenticator reads it.
+func secretText(_ secret: StoredSecret) -> String {
+    switch secret {
+    case .plain(let password): password
+    case .md5(let hex): "md5" + hex
+    case .scramSHA256(let verifier): verifier.text
+    }
+}

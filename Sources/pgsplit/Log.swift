@@ -1,0 +1,26 @@
+import Foundation
+
+/// One line per event on stderr: time, level, and the message (with a session id where there is one).
+enum Log {
+    nonisolated(unsafe) static var verbose = false  // set once at start, before any thread reads it
+
+    static func info(_ message: @autoclosure () -> String) { write("INFO", message()) }
+    static func warning(_ message: @autoclosure () -> String) { write("WARNING", message()) }
+    static func error(_ message: @autoclosure () -> String) { write("ERROR", message()) }
+    static func debug(_ message: @autoclosure () -> String) { if verbose { write("DEBUG", message()) } }
+
+    private static func write(_ level: String, _ message: String) {
+        let line = "\(timestamp()) \(level) \(message)\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    private static func timestamp() -> String {
+        var tv = timeval()
+        gettimeofday(&tv, nil)
+        var tm = tm()
+        var seconds = tv.tv_sec
+        gmtime_r(&seconds, &tm)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                      tm.tm_hour, tm.tm_min, tm.tm_sec, Int(tv.tv_usec / 1000))
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import DispatchTransport
+import Foundation
+import SplitConfig
+
+@main
+struct PgsplitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pgsplit",
+        abstract: "A PostgreSQL proxy that sends reads to main and writes to the writeable backend.")
+
+    @Option(name: .shortAndLong, help: "The configuration file.")
+    var config = "proxy.conf"
+
+    @Flag(help: "Run the startup checks and exit: 0 when pgsplit would start.")
+    var check = false
+
+    @Flag(name: .shortAndLong, help: "Log debugging detail.")
+    var verbose = false
+
+    func run() throws {
+        Log.verbose = verbose
+        let status = Runner.run(configPath: config, checkOnly: check)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// Start-up and the process's life, kept out of the command type so nothing here runs on the main actor.
+enum Runner {
+    static func run(configPath: String, checkOnly: Bool) -> Int32 {
+        Transport.ignoreSIGPIPE()
+        let config: ProxyConfig
+        do {
+            config = try ProxyConfig.load(path: configPath)
+        } catch {
+            refuse("\(error)")
+            return 2
+        }
+        let group = EventLoopGroup(loopCount: config.workerCount(processorCount: EventLoopGroup.coreCount))
+        let outcome = StartupChecks.run(config: config, group: group)
+        for warning in outcome.warnings { Log.warning(warning) }
+        if !outcome.refusals.isEmpty {
+            for refusal in outcome.refusals { refuse(refusal) }
+            return 1
+        }
+        if checkOnly {
+            Log.info("configuration \(configPath) passed every check")
+            return 0
+        }
+        let server = ProxyServer(config: config, group: group, policies: outcome.policies)
+        do {
+            try server.start()
+        } catch {
+            refuse("cannot listen: \(error)")
+            return 1
+        }
+        for database in config.databases {
+            Log.info("database \"\(database.name)\": main \(database.main.label)"
+                     + (database.writeable.map { ", writeable \($0.label)" } ?? ", no writeable backend: everything goes to main"))
+        }
+        return waitForSignal(server)
+    }
+
+    static func refuse(_ reason: String) {
+        FileHandle.standardError.write(Data("pgsplit: refusing to start: \(reason)\n".utf8))
+    }
+
+    /// Blocks the main thread until SIGINT or SIGTERM, then stops listening and exits.
+    static func waitForSignal(_ server: ProxyServer) -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
+        // Block them everywhere; the main thread takes them synchronously with sigwait.
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        while true {
+            var signal: Int32 = 0
+            sigwait(&set, &signal)
+            switch signal {
+            case SIGHUP:
+                Log.info("SIGHUP: reload is not supported yet; the running configuration stays in force")
+            default:
+                Log.info("\(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down (\(server.sessionCount) sessions)")
+                server.stopListening()
+                return 0
+            }
+        }
+    }
+}
