@@ -1,0 +1,89 @@
+import CLibSSL
+
+/// The few hash primitives authentication needs, on OpenSSL.
+enum Crypto {
+    static func sha256<Bytes: Collection>(_ data: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        digest(data, EVP_sha256(), length: 32)
+    }
+
+    static func md5<Bytes: Collection>(_ data: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        digest(data, EVP_md5(), length: 16)
+    }
+
+    private static func digest<Bytes: Collection>(_ data: Bytes, _ type: OpaquePointer?, length: Int) -> [UInt8]
+    where Bytes.Element == UInt8 {
+        let input = Array(data)
+        var output = [UInt8](repeating: 0, count: length)
+        var outputLength: UInt32 = 0
+        let ok = input.withUnsafeBytes { inputBytes in
+            output.withUnsafeMutableBufferPointer { outputBytes in
+                EVP_Digest(inputBytes.baseAddress, inputBytes.count, outputBytes.baseAddress, &outputLength, type, nil)
+            }
+        }
+        precondition(ok == 1 && Int(outputLength) == length, "OpenSSL digest failed")
+        return output
+    }
+
+    static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        var outputLength: UInt32 = 0
+        let result = key.withUnsafeBytes { keyBytes in
+            data.withUnsafeBytes { dataBytes in
+                output.withUnsafeMutableBufferPointer { outputBytes in
+                    HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count),
+                         dataBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), dataBytes.count,
+                         outputBytes.baseAddress, &outputLength)
+                }
+            }
+        }
+        precondition(result != nil && outputLength == 32, "OpenSSL HMAC failed")
+        return output
+    }
+
+    /// PBKDF2-HMAC-SHA-256 with a 32-byte output: SCRAM's Hi().
+    static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        let ok = password.withUnsafeBytes { passwordBytes in
+            salt.withUnsafeBytes { saltBytes in
+                output.withUnsafeMutableBufferPointer { outputBytes in
+                    PKCS5_PBKDF2_HMAC(passwordBytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(passwordBytes.count),
+                                      saltBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(saltBytes.count),
+                                      Int32(iterations), EVP_sha256(), 32, outputBytes.baseAddress)
+                }
+            }
+        }
+        precondition(ok == 1, "OpenSSL PBKDF2 failed")
+        return output
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: count)
+        let ok = output.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
+        precondition(ok == 1, "OpenSSL RAND_bytes failed")
+        return output
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a proof matched.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    static func xor(_ a: [UInt8], _ b: [UInt8]) -> [UInt8] {
+        precondition(a.count == b.count)
+        return zip(a, b).map { $0 ^ $1 }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,99 @@
+/// The client side of SCRAM-SHA-256 as PostgreSQL speaks it: no channel binding (gs2 header
+/// "n,,") and an empty user name (the server takes the user from the startup packet).
+///
+/// Steps: `clientFirstMessage()`, then `receiveServerFirst(_:)` gives client-final, then
+/// `verifyServerFinal(_:)` checks that the server knew the secret too.
+public struct SCRAMClient: Sendable {
+    private enum Credential: Sendable {
+        case password(String)
+        case keys(SCRAMKeys)
+    }
+
+    private enum State: Sendable {
+        case initial
+        case sentFirst
+        case sentFinal(expectedServerSignature: [UInt8])
+        case done
+    }
+
+    private let credential: Credential
+    private let clientNonce: String
+    private var state = State.initial
+    private static let gs2Header = "n,,"
+
+    /// The keys used (known after the server-first message when starting from a password).
+    public private(set) var keys: SCRAMKeys?
+
+    public init(password: String, nonce: String? = nil) {
+        credential = .password(password)
+        clientNonce = nonce ?? SCRAMAttributes.randomNonce()
+    }
+
+    /// Authenticates with keys learned elsewhere (e.g. from a client's SCRAM login through the
+    /// proxy). They only work if the server's secret uses the salt and iterations they came from.
+    public init(clientKey: [UInt8], serverKey: [UInt8], nonce: String? = nil) {
+        credential = .keys(SCRAMKeys(clientKey: clientKey, serverKey: serverKey))
+        keys = SCRAMKeys(clientKey: clientKey, serverKey: serverKey)
+        clientNonce = nonce ?? SCRAMAttributes.randomNonce()
+    }
+
+    private var clientFirstBare: String { "n=,r=\(clientNonce)" }
+
+    /// The data of the SASLInitialResponse.
+    public mutating func clientFirstMessage() -> [UInt8] {
+        state = .sentFirst
+        return Array((Self.gs2Header + clientFirstBare).utf8)
+    }
+
+    /// Consumes server-first (SASLContinue data) and returns client-final (SASLResponse data).
+    public mutating func receiveServerFirst<Bytes: Collection>(_ data: Bytes) throws(SCRAMError) -> [UInt8]
+    where Bytes.Element == UInt8 {
+        guard case .sentFirst = state else { throw .unexpectedMessage }
+        let serverFirst = String(decoding: data, as: UTF8.self)
+        guard let attributes = SCRAMAttributes.parse(serverFirst[...]), attributes.count >= 3,
+              attributes[0].name == "r", attributes[1].name == "s", attributes[2].name == "i" else {
+            if serverFirst.hasPrefix("m=") { throw .unsupported("server requires an unsupported SCRAM extension") }
+            throw .malformed("server-first-message is not r=,s=,i=")
+        }
+        let nonce = attributes[0].value
+        guard nonce.count > clientNonce.count, nonce.hasPrefix(clientNonce),
+              SCRAMAttributes.isValidNonce(nonce) else {
+            throw .malformed("server nonce does not extend the client nonce")
+        }
+        guard let salt = Base64.decode(attributes[1].value), !salt.isEmpty else { throw .malformed("invalid salt") }
+        guard let iterations = Int(attributes[2].value), iterations > 0 else {
+            throw .malformed("invalid iteration count")
+        }
+
+        let keys: SCRAMKeys
+        switch credential {
+        case .password(let password): keys = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        case .keys(let known): keys = known
+        }
+        self.keys = keys
+
+        let channelBinding = Base64.encode(Array(Self.gs2Header.utf8))
+        let finalWithoutProof = "c=\(channelBinding),r=\(nonce)"
+        let authMessage = Array("\(clientFirstBare),\(serverFirst),\(finalWithoutProof)".utf8)
+        let storedKey = Crypto.sha256(keys.clientKey)
+        let clientSignature = Crypto.hmacSHA256(key: storedKey, data: authMessage)
+        let proof = Crypto.xor(keys.clientKey, clientSignature)
+        state = .sentFinal(expectedServerSignature: Crypto.hmacSHA256(key: keys.serverKey, data: authMessage))
+        return Array("\(finalWithoutProof),p=\(Base64.encode(proof))".utf8)
+    }
+
+    /// Checks server-final (SASLFinal data). Throws unless the server proved it knows the secret.
+    public mutating func verifyServerFinal<Bytes: Collection>(_ data: Bytes) throws(SCRAMError) where Bytes.Element == UInt8 {
+        guard case .sentFinal(let expected) = state else { throw .unexpectedMessage }
+        let serverFinal = String(decoding: data, as: UTF8.self)
+        guard let attributes = SCRAMAttributes.parse(serverFinal[...]), let first = attributes.first else {
+            throw .malformed("server-final-message")
+        }
+        if first.name == "e" { throw .serverError(String(first.value)) }
+        guard first.name == "v", let signature = Base64.decode(first.value) else {
+            throw .malformed("server-final-message has no verifier")
+        }
+        guard Crypto.constantTimeEqual(signature, expected) else { throw .serverSignatureMismatch }
+        state = .done
+    }
+}

@@ -1,0 +1,120 @@
+/// Why a SCRAM exchange stopped.
+public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The peer's message does not follow RFC 5802.
+    case malformed(String)
+    /// The client asked for something we do not do (channel binding, authzid, extensions).
+    case unsupported(String)
+    /// The client's proof does not match the secret: wrong password (or unknown user).
+    case invalidProof
+    /// The server's signature does not match: it does not know the password.
+    case serverSignatureMismatch
+    /// The server answered with "e=...".
+    case serverError(String)
+    /// A message arrived in the wrong step.
+    case unexpectedMessage
+
+    public var description: String {
+        switch self {
+        case .malformed(let detail): "malformed SCRAM message: \(detail)"
+        case .unsupported(let detail): detail
+        case .invalidProof: "invalid SCRAM client proof"
+        case .serverSignatureMismatch: "incorrect server signature"
+        case .serverError(let detail): "SCRAM error from server: \(detail)"
+        case .unexpectedMessage: "unexpected SCRAM message"
+        }
+    }
+}
+
+/// A SCRAM-SHA-256 secret as PostgreSQL stores it:
+/// `SCRAM-SHA-256$<iterations>:<salt base64>$<StoredKey base64>:<ServerKey base64>`.
+public struct SCRAMSecret: Equatable, Sendable {
+    public static let mechanism = "SCRAM-SHA-256"
+    public static let defaultIterations = 4096
+    public static let defaultSaltLength = 16
+
+    public var iterations: Int
+    public var salt: [UInt8]
+    public var storedKey: [UInt8]
+    public var serverKey: [UInt8]
+
+    public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
+        self.iterations = iterations
+        self.salt = salt
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+    }
+
+    /// Parses the stored form; nil when the string is not a SCRAM-SHA-256 secret.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == Self.mechanism else { return nil }
+        let saltPart = parts[1].split(separator: ":", omittingEmptySubsequences: false)
+        let keysPart = parts[2].split(separator: ":", omittingEmptySubsequences: false)
+        guard saltPart.count == 2, keysPart.count == 2,
+              let iterations = Int(saltPart[0]), iterations > 0,
+              let salt = Base64.decode(saltPart[1]), !salt.isEmpty,
+              let storedKey = Base64.decode(keysPart[0]), storedKey.count == 32,
+              let serverKey = Base64.decode(keysPart[1]), serverKey.count == 32 else { return nil }
+        self.init(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
+    }
+
+    /// Makes a secret from a plain password with a random salt. The password is used as UTF-8
+    /// without SASLprep, which matches PostgreSQL for ASCII passwords.
+    public static func make(password: String, salt: [UInt8]? = nil,
+                            iterations: Int = defaultIterations) -> SCRAMSecret {
+        let salt = salt ?? Crypto.randomBytes(defaultSaltLength)
+        let keys = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        return SCRAMSecret(iterations: iterations, salt: salt, storedKey: Crypto.sha256(keys.clientKey),
+                           serverKey: keys.serverKey)
+    }
+
+    public var stringValue: String {
+        "\(Self.mechanism)$\(iterations):\(Base64.encode(salt))$\(Base64.encode(storedKey)):\(Base64.encode(serverKey))"
+    }
+
+    /// Whether `password` is the one this secret was made from.
+    public func matches(password: String) -> Bool {
+        let keys = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        return Crypto.constantTimeEqual(Crypto.sha256(keys.clientKey), storedKey)
+            && Crypto.constantTimeEqual(keys.serverKey, serverKey)
+    }
+}
+
+/// ClientKey and ServerKey: what a password turns into for one salt and iteration count.
+/// Knowing them is enough to log in with SCRAM as that user, so they are as secret as the password.
+public struct SCRAMKeys: Equatable, Sendable {
+    public var clientKey: [UInt8]
+    public var serverKey: [UInt8]
+
+    public init(clientKey: [UInt8], serverKey: [UInt8]) {
+        self.clientKey = clientKey
+        self.serverKey = serverKey
+    }
+
+    public init(password: String, salt: [UInt8], iterations: Int) {
+        let salted = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations)
+        clientKey = Crypto.hmacSHA256(key: salted, data: Array("Client Key".utf8))
+        serverKey = Crypto.hmacSHA256(key: salted, data: Array("Server Key".utf8))
+    }
+}
+
+/// Splitting SCRAM messages into their "x=value" attributes.
+enum SCRAMAttributes {
+    /// The attributes of a message in order; nil if any part is not "letter=value".
+    static func parse(_ text: Substring) -> [(name: Character, value: Substring)]? {
+        var result: [(Character, Substring)] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard part.count >= 2, let name = part.first, name.isLetter, name.isASCII,
+                  part[part.index(after: part.startIndex)] == "=" else { return nil }
+            result.append((name, part.dropFirst(2)))
+        }
+        return result
+    }
+
+    /// A nonce is printable ASCII other than ','.
+    static func isValidNonce(_ nonce: Substring) -> Bool {
+        !nonce.isEmpty && nonce.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: ",") }
+    }
+
+    static func randomNonce() -> String { Base64.encode(Crypto.randomBytes(18)) }
+}

@@ -1,0 +1,301 @@
+import SplitCore
+import StatementClassifier
+import XCTest
+
+final class SessionRoutingTests: XCTestCase {
+    func testReadGoesToMainAndAnswerReachesClient() {
+        var h = Harness()
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.types(to: .main), "Q")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+        h.backend(.main, Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "CZ")
+    }
+
+    func testWriteOpensWriteableThenRunsThere() {
+        var h = Harness()
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        XCTAssertEqual(h.out.events.first, .open(.writeable))
+        XCTAssertEqual(h.out.types(to: .writeable), "", "nothing is sent before the backend is open")
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.types(to: .writeable), "Q")
+        XCTAssertEqual(h.out.types(to: .main), "")
+    }
+
+    func testNoWriteableSendsWritesToMain() {
+        var h = Harness(hasWriteable: false)
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        XCTAssertEqual(h.out.types(to: .main), "Q")
+        XCTAssertFalse(h.out.events.contains(.open(.writeable)))
+    }
+
+    func testReadWriteTransactionStaysOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready("I"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN", "SELECT 1", "COMMIT"])
+        XCTAssertEqual(h.out.types(to: .main), "")
+        // After the transaction, reads go back to main.
+        h.client(Wire.query("SELECT 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 2"])
+    }
+
+    func testReadOnlyTransactionStaysOnMain() {
+        var h = Harness()
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.main, Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1", "COMMIT"])
+        XCTAssertFalse(h.out.events.contains(.open(.writeable)))
+    }
+
+    func testSessionDefaultReadOnlyMakesPlainBeginReadOnly() {
+        var h = Harness()
+        h.client(Wire.query("SET default_transaction_read_only = on"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.query("BEGIN"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, "BEGIN")
+    }
+
+    func testSerializableSessionDefaultKeepsReadsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SET default_transaction_isolation = 'serializable'"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT 1")
+    }
+
+    func testPipelinedUnitsOnTwoBackendsAnswerInOrder() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT 1") + Wire.query("INSERT INTO t VALUES (1)") + Wire.query("SELECT 2"))
+        // The write waits until main has answered the read before it.
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1"])
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        h.backend(.main, Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["INSERT INTO t VALUES (1)"])
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1"])
+        h.backend(.writeable, Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1", "SELECT 2"])
+        XCTAssertEqual(h.out.clientTypes(), "CZCZ")
+    }
+
+    func testPipelinedReadsOnOneBackendAreNotHeldBack() {
+        var h = Harness()
+        h.client(Wire.query("SELECT 1") + Wire.query("SELECT 2") + Wire.query("SELECT 3"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1", "SELECT 2", "SELECT 3"])
+    }
+
+    func testMultiStatementWithAWriteGoesToWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT 1; DELETE FROM t"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT 1; DELETE FROM t"])
+    }
+
+    func testExtendedBatchWithAWriteIsOneUnitOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        let batch = Wire.parse("", "SELECT 1") + Wire.bind("") + Wire.execute()
+            + Wire.parse("", "UPDATE t SET a = 1") + Wire.bind("") + Wire.execute() + Wire.sync
+        h.client(batch)
+        XCTAssertEqual(h.out.types(to: .writeable), "PBEPBES")
+        XCTAssertEqual(h.out.types(to: .main), "")
+    }
+
+    func testExtendedBatchWaitsForItsSync() {
+        var h = Harness()
+        h.client(Wire.parse("", "SELECT 1") + Wire.bind(""))
+        XCTAssertEqual(h.out.types(to: .main), "", "a batch is routed as a whole")
+        h.client(Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBES")
+    }
+
+    func testNamedStatementIsPreparedOnDemandElsewhere() {
+        var h = Harness()
+        h.opened(.writeable)
+        // Prepared on main.
+        h.client(Wire.parse("s1", "SELECT $1::int") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        // Inside a read-write transaction the statement runs on writeable, which never saw it.
+        h.client(Wire.query("BEGIN"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        h.client(Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "Close + Parse injected before the client's Bind")
+        // The injected statements' answers are swallowed; the client sees only its own.
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Wire.bindComplete
+                  + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        XCTAssertEqual(h.out.clientTypes(), "2CZ")
+        // Once prepared there, it is not prepared again.
+        h.reset()
+        h.client(Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "BES")
+    }
+
+    func testClosedStatementIsNotPreparedAgain() {
+        var h = Harness()
+        h.client(Wire.parse("s1", "SELECT 1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.client(Wire.close(statement: "s1") + Wire.sync)
+        h.backend(.main, Wire.closeComplete + Wire.ready())
+        h.reset()
+        h.client(Wire.parse("s1", "SELECT 2") + Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBES")
+    }
+
+    func testSessionSetIsReplayedToABackendOpenedLater() {
+        var h = Harness()
+        h.client(Wire.query("SET search_path = app, public"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SET search_path = app, public", "INSERT INTO t VALUES (1)"])
+        // The replay's answer is swallowed; only the INSERT's reaches the client.
+        h.reset()
+        h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready() + Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "CZ")
+    }
+
+    func testFailedSetIsNotReplayed() {
+        var h = Harness()
+        h.client(Wire.query("SET search_path = nonsense("))
+        h.backend(.main, Wire.error("42601") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["INSERT INTO t VALUES (1)"])
+    }
+
+    func testSetInsideRolledBackTransactionIsForgotten() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.client(Wire.query("SET work_mem = '64MB'"))
+        h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready("T"))
+        h.client(Wire.query("ROLLBACK"))
+        h.backend(.writeable, Wire.commandComplete("ROLLBACK") + Wire.ready("I"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1"])
+    }
+
+    func testSetInsideCommittedTransactionReachesTheOtherBackend() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.client(Wire.query("SET work_mem = '64MB'"))
+        h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready("I"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SET work_mem = '64MB'", "SELECT 1"])
+    }
+
+    func testTemporaryTablePinsTheSessionToWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("CREATE TEMP TABLE scratch (a int)"))
+        h.backend(.writeable, Wire.commandComplete("CREATE TABLE") + Wire.ready())
+        h.client(Wire.query("SELECT * FROM scratch"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT * FROM scratch")
+        XCTAssertEqual(h.session.pinned, .temporaryTable)
+    }
+
+    func testErrorInsideTransactionKeepsItOnItsBackend() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.client(Wire.query("SELECT 1/0"))
+        h.backend(.writeable, Wire.error("22012") + Wire.ready("E"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT 1", "the backend answers 25P02 itself")
+        XCTAssertEqual(h.out.types(to: .main), "")
+    }
+
+    func testBackendThatCannotOpenAnswersTheClient() {
+        var h = Harness()
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.session.backendOpenFailed(.writeable, error: Wire.error("08006"))
+        h.pump()
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        // The session keeps serving reads.
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1"])
+    }
+
+    func testFailedOpenAnswersAWholeBatchOnce() {
+        var h = Harness()
+        h.client(Wire.parse("", "INSERT INTO t VALUES (1)") + Wire.bind("") + Wire.execute() + Wire.sync)
+        h.session.backendOpenFailed(.writeable, error: Wire.error("08006"))
+        h.pump()
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        XCTAssertTrue(h.pendingClient.isEmpty)
+    }
+
+    func testBackendLostMidUnitEndsTheSessionWithAnError() {
+        var h = Harness()
+        h.client(Wire.query("SELECT pg_sleep(10)"))
+        h.session.backendClosed(.main, &h.out)
+        XCTAssertEqual(h.out.clientTypes(), "E")
+        XCTAssertTrue(h.out.events.contains { if case .close = $0 { return true } else { return false } })
+    }
+
+    func testIdleBackendLossIsSurvived() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.session.backendClosed(.writeable, &h.out)
+        XCTAssertEqual(h.out.clientTypes(), "")
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        XCTAssertTrue(h.out.events.contains(.open(.writeable)), "reopened on demand")
+    }
+
+    func testInvalidLengthIsAProtocolViolation() {
+        var h = Harness()
+        h.client([UInt8(ascii: "Q"), 0, 0, 0, 2])
+        XCTAssertEqual(h.out.clientTypes(), "E")
+        guard case .toClient(let bytes)? = h.out.events.first else { return XCTFail("no error sent") }
+        XCTAssertTrue(String(decoding: bytes, as: UTF8.self).contains("08P01"))
+        XCTAssertTrue(h.session.closed)
+    }
+
+    func testUnexpectedMessageTypeIsAProtocolViolation() {
+        var h = Harness()
+        h.client(Wire.message("p", Wire.cstr("secret")))
+        XCTAssertTrue(h.session.closed)
+    }
+
+    func testTerminateClosesTheSession() {
+        var h = Harness()
+        h.client(Wire.terminate)
+        XCTAssertEqual(h.out.events, [.close("client terminated")])
+    }
+
+    func testCopyDataFollowsTheCopyUnit() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("COPY t FROM STDIN"))
+        h.backend(.writeable, Wire.message("G", [0, 0, 0]))
+        h.client(Wire.message("d", Array("1\n".utf8)) + Wire.message("c", []))
+        XCTAssertEqual(h.out.types(to: .writeable), "Qdc")
+    }
+
+    func testCancelTargetsTheBackendRunningTheStatement() {
+        var h = Harness()
+        h.opened(.writeable)
+        XCTAssertNil(h.session.activeBackend)
+        h.client(Wire.query("UPDATE t SET a = 1"))
+        XCTAssertEqual(h.session.activeBackend, .writeable)
+        h.backend(.writeable, Wire.commandComplete("UPDATE 1") + Wire.ready())
+        XCTAssertNil(h.session.activeBackend)
+    }
+}
