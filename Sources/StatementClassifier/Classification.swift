@@ -77,11 +77,16 @@ public struct StatementInfo: Sendable, Equatable {
     /// True when the statement is DDL that may change function volatility (CREATE/ALTER/DROP FUNCTION,
     /// CREATE EXTENSION, ...): the session core refreshes the function catalog afterwards.
     public var changesFunctions: Bool
+    /// For a `SET` (or `set_config(...)`) whose value is one simple literal: that value — a string literal's
+    /// contents, or a lower-cased word or number (`on`, `serializable`, `42`); the raw value text when it is
+    /// a list or expression; nil for `TO DEFAULT`, `FROM CURRENT` and when the value cannot be read.
+    /// For `SET SESSION CHARACTERISTICS AS TRANSACTION` it is the isolation level or `on`/`off`.
+    public var settingValue: String?
 
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
                 session: SessionEffect? = nil, pin: PinReason? = nil, executes: String? = nil,
                 cursor: String? = nil, hinted: Bool = false, copyFromStdin: Bool = false,
-                changesFunctions: Bool = false) {
+                changesFunctions: Bool = false, settingValue: String? = nil) {
         self.target = target
         self.command = command
         self.transaction = transaction
@@ -92,6 +97,7 @@ public struct StatementInfo: Sendable, Equatable {
         self.hinted = hinted
         self.copyFromStdin = copyFromStdin
         self.changesFunctions = changesFunctions
+        self.settingValue = settingValue
     }
 }
 

@@ -1,0 +1,51 @@
+/// Classifies SQL text for routing: splits a query string into statements at top-level `;` and says,
+/// for each, where it must run and what it does to the session (see `QueryClass` / `StatementInfo`).
+///
+/// Pure and allocation-light: it lexes the bytes in place; the only allocations are the returned
+/// statement list and the few strings a statement carries (names of settings, cursors, prepared statements).
+public struct Classifier: Sendable {
+    public let policy: FunctionPolicy
+    private let functions: FunctionCatalog
+
+    public init(policy: FunctionPolicy = FunctionPolicy()) {
+        self.policy = policy
+        self.functions = FunctionCatalog(policy: policy)
+    }
+
+    public func classify(_ sql: String) -> QueryClass {
+        var text = sql
+        return text.withUTF8 { classify(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Classifies UTF-8 text (e.g. a Query or Parse message's SQL, without its terminating NUL).
+    public func classify(utf8: UnsafeRawBufferPointer) -> QueryClass {
+        guard let base = utf8.baseAddress, utf8.count > 0 else { return QueryClass(statements: []) }
+        // Reading bytes as UInt8 is valid whatever the buffer was bound to: UInt8 aliases any memory.
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
+        let count = utf8.count
+        var statements: [StatementInfo] = []
+        var position = 0
+        while position < count {
+            var reader = StatementReader(lexer: Lexer(bytes: bytes, count: count, position: position), functions: functions)
+            let first = reader.next()
+            if first.kind != .end {
+                var info = reader.readStatement(first: first)
+                reader.lexer.skipToEnd()
+                if reader.lexer.malformed { info.target = .writeable }
+                if let hint = reader.lexer.hint { apply(hint, to: &info) }
+                statements.append(info)
+            }
+            position = reader.lexer.endOffset + 1
+        }
+        return QueryClass(statements: statements)
+    }
+
+    /// A hint decides the target; for PREPARE it also decides where the prepared body runs.
+    private func apply(_ hint: RouteTarget, to info: inout StatementInfo) {
+        info.target = hint
+        info.hinted = true
+        if case .prepare(let name, _) = info.session {
+            info.session = .prepare(name: name, target: hint)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+/// What calling a function means for routing: built-in knowledge of functions that write, need session
+/// state or cannot run on a standby, combined with the per-database `FunctionPolicy`.
+enum FunctionEffect: Equatable {
+    case readSafe
+    case writes
+    /// nextval / setval: writes, and later currval needs the same backend.
+    case writesSequence
+    /// A session-level advisory lock function: writes, and the lock lives on that backend.
+    case writesAdvisoryLock
+    /// set_config(name, value, is_local): writes, and is a session effect when its arguments are literals.
+    case setConfig
+}
+
+struct FunctionCatalog: Sendable {
+    private let builtins: NameTable
+    private let policy: NameTable
+
+    private enum Builtin {
+        static let writes: UInt8 = 1
+        static let sequence: UInt8 = 2
+        static let setConfig: UInt8 = 3
+    }
+
+    private enum PolicyBit {
+        static let volatile: UInt8 = 1
+        static let readSafe: UInt8 = 2
+        static let writing: UInt8 = 4
+    }
+
+    init(policy: FunctionPolicy) {
+        var builtinEntries: [(name: [UInt8], value: UInt8)] = []
+        for name in Self.writingBuiltins { builtinEntries.append((Array(name.utf8), Builtin.writes)) }
+        builtinEntries.append((Array("nextval".utf8), Builtin.sequence))
+        builtinEntries.append((Array("setval".utf8), Builtin.sequence))
+        builtinEntries.append((Array("set_config".utf8), Builtin.setConfig))
+        builtins = NameTable(builtinEntries)
+
+        var policyEntries: [(name: [UInt8], value: UInt8)] = []
+        func add(_ names: Set<String>, _ bit: UInt8) {
+            for name in names {
+                policyEntries.append((Array(name.utf8), bit))
+                let lower = Array(name.utf8).map(ASCII.lowercased)
+                if lower != Array(name.utf8) { policyEntries.append((lower, bit)) }
+            }
+        }
+        add(policy.volatileFunctions, PolicyBit.volatile)
+        add(policy.readSafe, PolicyBit.readSafe)
+        add(policy.writing, PolicyBit.writing)
+        self.policy = NameTable(policyEntries)
+    }
+
+    /// The effect of calling `name` (already lower-cased when it was unquoted); `qualified` is
+    /// "schema.name" when the call named a schema. `readSafe` overrides everything, then `writing`,
+    /// then the built-in list, then the catalog's volatile functions.
+    func effect(name: UnsafeBufferPointer<UInt8>, qualified: UnsafeBufferPointer<UInt8>?) -> FunctionEffect {
+        if !policy.isEmpty {
+            var bits = policy.value(for: name)
+            if let qualified { bits |= policy.value(for: qualified) }
+            if bits & PolicyBit.readSafe != 0 { return .readSafe }
+            if bits & PolicyBit.writing != 0 { return .writes }
+            let builtin = builtinEffect(name)
+            if builtin != .readSafe { return builtin }
+            return bits & PolicyBit.volatile != 0 ? .writes : .readSafe
+        }
+        return builtinEffect(name)
+    }
+
+    private func builtinEffect(_ name: UnsafeBufferPointer<UInt8>) -> FunctionEffect {
+        switch builtins.value(for: name) {
+        case Builtin.writes: return .writes
+        case Builtin.sequence: return .writesSequence
+        case Builtin.setConfig: return .setConfig
+        default: break
+        }
+        // Every pg_advisory* / pg_try_advisory* function takes or releases a lock; the _xact_ ones
+        // end with the transaction, the others live as long as the session.
+        if hasPrefix(name, "pg_advisory") || hasPrefix(name, "pg_try_advisory") {
+            return contains(name, "_xact_") ? .writes : .writesAdvisoryLock
+        }
+        return .readSafe
+    }
+
+    private func hasPrefix(_ name: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        guard name.count >= n else { return false }
+        for i in 0..<n where name[i] != prefix.utf8Start[i] { return false }
+        return true
+    }
+
+    private func contains(_ name: UnsafeBufferPointer<UInt8>, _ part: StaticString) -> Bool {
+        let n = part.utf8CodeUnitCount
+        guard name.count >= n else { return false }
+        outer: for start in 0...(name.count - n) {
+            for i in 0..<n where name[start + i] != part.utf8Start[i] { continue outer }
+            return true
+        }
+        return false
+    }
+
+    /// Built-in functions that write, assign a transaction id, or cannot run during recovery.
+    static let writingBuiltins: [String] = [
+        "currval", "lastval",
+        "pg_notify",
+        "txid_current", "txid_current_if_assigned", "pg_current_xact_id", "pg_current_xact_id_if_assigned",
+        "pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn", "pg_switch_wal",
+        "pg_current_xlog_location", "pg_current_xlog_insert_location", "pg_current_xlog_flush_location",
+        "pg_switch_xlog", "pg_create_restore_point",
+        "pg_backup_start", "pg_start_backup", "pg_backup_stop", "pg_stop_backup",
+        "pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+        "pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot", "pg_replication_slot_advance",
+        "pg_logical_emit_message",
+        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+        "lo_create", "lo_creat", "lo_import", "lo_export", "lo_unlink", "lo_open", "lo_close", "lo_write",
+        "lowrite", "loread", "lo_put", "lo_from_bytea", "lo_truncate", "lo_truncate64", "lo_lseek",
+        "lo_lseek64", "lo_tell", "lo_tell64", "lo_get",
+        "dblink_exec",
+    ]
+}

@@ -1,0 +1,119 @@
+/// The first word of a statement decides how the rest is read.
+extension StatementReader {
+    /// Reads the statement that starts with `first` to its end and says what it does.
+    mutating func readStatement(first: Token) -> StatementInfo {
+        guard first.kind == .word else {
+            if first.kind == .openParen { return query(first) }
+            return writeable("unknown")
+        }
+        switch bytes[first.start] | 0x20 {
+        case 0x61: // a
+            if matches(first, "alter") { return alter() }
+            if matches(first, "abort") { return rollback(command: "abort", allowsPrepared: false) }
+            if matches(first, "analyze") || matches(first, "analyse") { return writeable("analyze") }
+        case 0x62: // b
+            if matches(first, "begin") { return begin(command: "begin") }
+        case 0x63: // c
+            if matches(first, "commit") { return commit(command: "commit", allowsPrepared: true) }
+            if matches(first, "copy") { return copy() }
+            if matches(first, "create") { return create() }
+            if matches(first, "close") { return close() }
+            if matches(first, "call") { return writeable("call") }
+            if matches(first, "checkpoint") { return writeable("checkpoint") }
+            if matches(first, "cluster") { return writeable("cluster") }
+            if matches(first, "comment") { return writeable("comment") }
+        case 0x64: // d
+            if matches(first, "delete") { return writeable("delete") }
+            if matches(first, "declare") { return declare() }
+            if matches(first, "deallocate") { return deallocate() }
+            if matches(first, "discard") { return discard() }
+            if matches(first, "drop") { return drop() }
+            if matches(first, "do") { return writeable("do") }
+        case 0x65: // e
+            if matches(first, "execute") { return execute() }
+            if matches(first, "explain") { return explain() }
+            if matches(first, "end") { return commit(command: "end", allowsPrepared: false) }
+        case 0x66: // f
+            if matches(first, "fetch") { return fetch(command: "fetch") }
+        case 0x67: // g
+            if matches(first, "grant") { return writeable("grant") }
+        case 0x69: // i
+            if matches(first, "insert") { return writeable("insert") }
+            if matches(first, "import") { return writeable("import foreign schema") }
+        case 0x6C: // l
+            if matches(first, "listen") { return pinned(.listen, command: "listen") }
+            if matches(first, "lock") { return writeable("lock") }
+            if matches(first, "load") { return writeable("load") }
+        case 0x6D: // m
+            if matches(first, "merge") { return writeable("merge") }
+            if matches(first, "move") { return fetch(command: "move") }
+        case 0x6E: // n
+            if matches(first, "notify") { return writeable("notify") }
+        case 0x70: // p
+            if matches(first, "prepare") { return prepare() }
+        case 0x72: // r
+            if matches(first, "rollback") { return rollback(command: "rollback", allowsPrepared: true) }
+            if matches(first, "release") { return release() }
+            if matches(first, "reset") { return reset() }
+            if matches(first, "revoke") { return writeable("revoke") }
+            if matches(first, "refresh") { return writeable("refresh materialized view") }
+            if matches(first, "reindex") { return writeable("reindex") }
+            if matches(first, "reassign") { return writeable("reassign owned") }
+        case 0x73: // s
+            if matches(first, "select") { return query(first) }
+            if matches(first, "set") { return set() }
+            if matches(first, "show") { return main("show") }
+            if matches(first, "savepoint") { return transactionControl(.savepoint, command: "savepoint") }
+            if matches(first, "start") { return begin(command: "start transaction") }
+            if matches(first, "security") { return writeable("security label") }
+        case 0x74: // t
+            if matches(first, "table") { return query(first) }
+            if matches(first, "truncate") { return writeable("truncate") }
+        case 0x75: // u
+            if matches(first, "update") { return writeable("update") }
+            if matches(first, "unlisten") { return writeable("unlisten") }
+        case 0x76: // v
+            if matches(first, "values") { return query(first) }
+            if matches(first, "vacuum") { return writeable("vacuum") }
+        case 0x77: // w
+            if matches(first, "with") { return query(first) }
+        default:
+            break
+        }
+        // Not a command we know: the safe side.
+        return writeable(lowercasedText(first))
+    }
+
+    // MARK: - Shapes shared by many commands
+
+    mutating func query(_ first: Token) -> StatementInfo {
+        let features = readQuery(first: first)
+        return StatementInfo(target: features.writes ? .writeable : .main, command: features.command,
+                             session: features.session, pin: features.pin, settingValue: features.settingValue)
+    }
+
+    mutating func writeable(_ command: String) -> StatementInfo {
+        lexer.skipToEnd()
+        return StatementInfo(target: .writeable, command: command)
+    }
+
+    mutating func main(_ command: String) -> StatementInfo {
+        lexer.skipToEnd()
+        return StatementInfo(target: .main, command: command)
+    }
+
+    mutating func pinned(_ pin: PinReason, command: String) -> StatementInfo {
+        lexer.skipToEnd()
+        return StatementInfo(target: .writeable, command: command, pin: pin)
+    }
+
+    /// Consumes a parenthesised group whose `(` is the next token.
+    mutating func skipParenthesized() {
+        guard next().kind == .openParen else { return }
+        let inside = lexer.depth
+        while true {
+            let token = next()
+            if token.kind == .end || (token.kind == .closeParen && lexer.depth < inside) { return }
+        }
+    }
+}

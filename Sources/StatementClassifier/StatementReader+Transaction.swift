@@ -1,0 +1,96 @@
+/// BEGIN / START TRANSACTION / SET TRANSACTION modes, COMMIT, ROLLBACK, savepoints, two-phase commit.
+struct TransactionModes {
+    /// nil when neither READ ONLY nor READ WRITE was given.
+    var readOnly: Bool?
+    /// The lower-cased isolation level, when given.
+    var isolation: String?
+    var deferrable: Bool?
+
+    var serializable: Bool { isolation == "serializable" }
+}
+
+extension StatementReader {
+    /// BEGIN [WORK | TRANSACTION] [modes] and START TRANSACTION [modes]. A read-only transaction can run
+    /// on main, unless it is serializable, which a standby cannot run.
+    mutating func begin(command: String) -> StatementInfo {
+        if !skip("work") { _ = skip("transaction") }
+        let modes = readTransactionModes()
+        let target: RouteTarget = modes.readOnly == true && !modes.serializable ? .main : .writeable
+        return StatementInfo(target: target, command: command,
+                             transaction: .begin(readOnly: modes.readOnly, serializable: modes.serializable))
+    }
+
+    /// `ISOLATION LEVEL ...`, `READ ONLY | READ WRITE`, `[NOT] DEFERRABLE`, separated by spaces or commas,
+    /// read to the end of the statement.
+    mutating func readTransactionModes() -> TransactionModes {
+        var modes = TransactionModes()
+        while true {
+            let token = next()
+            if token.kind == .end { return modes }
+            if matches(token, "isolation") {
+                _ = skip("level")
+                let level = next()
+                if matches(level, "serializable") {
+                    modes.isolation = "serializable"
+                } else if matches(level, "repeatable") {
+                    _ = skip("read")
+                    modes.isolation = "repeatable read"
+                } else if matches(level, "read") {
+                    if skip("committed") {
+                        modes.isolation = "read committed"
+                    } else if skip("uncommitted") {
+                        modes.isolation = "read uncommitted"
+                    }
+                }
+            } else if matches(token, "read") {
+                if skip("only") {
+                    modes.readOnly = true
+                } else if skip("write") {
+                    modes.readOnly = false
+                }
+            } else if matches(token, "not") {
+                if skip("deferrable") { modes.deferrable = false }
+            } else if matches(token, "deferrable") {
+                modes.deferrable = true
+            }
+        }
+    }
+
+    /// COMMIT / END [WORK | TRANSACTION] [AND [NO] CHAIN], and COMMIT PREPARED 'gid'.
+    mutating func commit(command: String, allowsPrepared: Bool) -> StatementInfo {
+        if allowsPrepared && skip("prepared") {
+            return transactionControl(.finishPrepared, command: "commit prepared")
+        }
+        return transactionControl(.commit(chain: readChain()), command: command)
+    }
+
+    /// ROLLBACK / ABORT [WORK | TRANSACTION] [AND [NO] CHAIN], ROLLBACK [...] TO [SAVEPOINT] name,
+    /// and ROLLBACK PREPARED 'gid'.
+    mutating func rollback(command: String, allowsPrepared: Bool) -> StatementInfo {
+        if allowsPrepared && skip("prepared") {
+            return transactionControl(.finishPrepared, command: "rollback prepared")
+        }
+        if !skip("work") { _ = skip("transaction") }
+        if allowsPrepared && skip("to") {
+            return transactionControl(.rollbackToSavepoint, command: command)
+        }
+        return transactionControl(.rollback(chain: readChain()), command: command)
+    }
+
+    /// RELEASE [SAVEPOINT] name
+    mutating func release() -> StatementInfo {
+        transactionControl(.releaseSavepoint, command: "release")
+    }
+
+    /// [WORK | TRANSACTION] [AND [NO] CHAIN]
+    private mutating func readChain() -> Bool {
+        if !skip("work") { _ = skip("transaction") }
+        guard skip("and") else { return false }
+        return !skip("no")
+    }
+
+    mutating func transactionControl(_ control: TransactionControl, command: String) -> StatementInfo {
+        lexer.skipToEnd()
+        return StatementInfo(target: .writeable, command: command, transaction: control)
+    }
+}
