@@ -58,7 +58,7 @@ enum Wire {
     static func cstr(_ s: String) -> [UInt8] { Array(s.utf8) + [0] }
     static func query(_ sql: String) -> [UInt8] { message("Q", cstr(sql)) }
     static func parse(_ name: String, _ sql: String) -> [UInt8] { message("P", cstr(name) + cstr(sql) + [0, 0]) }
-    static func bind(_ portal: String = "", _ statement: String) -> [UInt8] {
+    static func bind(_ statement: String, portal: String = "") -> [UInt8] {
         message("B", cstr(portal) + cstr(statement) + [0, 0, 0, 0, 0, 0])
     }
     static func execute(_ portal: String = "") -> [UInt8] { message("E", cstr(portal) + [0, 0, 0, 0]) }

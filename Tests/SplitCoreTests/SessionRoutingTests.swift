@@ -129,7 +129,7 @@ final class SessionRoutingTests: XCTestCase {
         h.client(Wire.query("BEGIN"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.reset()
-        h.client(Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "Close + Parse injected before the client's Bind")
         // The injected statements' answers are swallowed; the client sees only its own.
         h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Wire.bindComplete
@@ -137,7 +137,7 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.clientTypes(), "2CZ")
         // Once prepared there, it is not prepared again.
         h.reset()
-        h.client(Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.types(to: .writeable), "BES")
     }
 
@@ -148,7 +148,7 @@ final class SessionRoutingTests: XCTestCase {
         h.client(Wire.close(statement: "s1") + Wire.sync)
         h.backend(.main, Wire.closeComplete + Wire.ready())
         h.reset()
-        h.client(Wire.parse("s1", "SELECT 2") + Wire.bind("", "s1") + Wire.execute() + Wire.sync)
+        h.client(Wire.parse("s1", "SELECT 2") + Wire.bind("s1") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.types(to: .main), "PBES")
     }
 
@@ -167,7 +167,7 @@ final class SessionRoutingTests: XCTestCase {
 
     func testFailedSetIsNotReplayed() {
         var h = Harness()
-        h.client(Wire.query("SET search_path = nonsense("))
+        h.client(Wire.query("SET statement_timeout = 'soon'"))
         h.backend(.main, Wire.error("42601") + Wire.ready())
         h.client(Wire.query("INSERT INTO t VALUES (1)"))
         h.opened(.writeable)
