@@ -451,7 +451,7 @@ public struct Session {
             if info.changesFunctions { effects.changesFunctions = true }
             if case .commit? = info.transaction { effects.commits = true }
             if case .prepareTransaction? = info.transaction { effects.commits = true }
-            if let session = info.session { effects.session.append(session) }
+            if let session = info.session { effects.session.append((session, info.settingValue)) }
         }
         // The text to replay elsewhere: only when the unit is exactly one session statement.
         if !effects.session.isEmpty, infos.count == 1, let sql {
@@ -535,7 +535,9 @@ public struct Session {
         if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
         if effects.changesFunctions { out.functionsMayHaveChanged() }
         // Session state holds at once in autocommit; inside a transaction only once it commits.
-        for effect in effects.session { apply(effect, sql: effects.replaySQL, inTransaction: inTransactionAfter) }
+        for (effect, value) in effects.session {
+            apply(effect, value: value, sql: effects.replaySQL, inTransaction: inTransactionAfter)
+        }
         if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
             if effects.commits && previousStatus != UInt8(ascii: "E") {
                 for entry in uncommittedHistory { history.record(key: entry.key, sql: entry.sql) }
@@ -546,14 +548,19 @@ public struct Session {
         backends[role.rawValue].appliedHistory = max(backends[role.rawValue].appliedHistory, history.version)
     }
 
-    mutating func apply(_ effect: SessionEffect, sql: String?, inTransaction: Bool) {
+    mutating func apply(_ effect: SessionEffect, value: String?, sql: String?, inTransaction: Bool) {
         var key: String?
         var text = sql
         switch effect {
         case .set(let name, let local):
             if local { return }
             key = "set:" + name
-            noteDefault(name: name, sql: sql)
+            noteDefault(name: name, value: value)
+            if text == nil {
+                // Part of a longer query string: replay just this setting.
+                text = value.map { "SELECT pg_catalog.set_config('\(quoted(name))', '\(quoted($0))', false)" }
+                    ?? "RESET " + name
+            }
         case .reset(let name):
             key = "set:" + name
             text = "RESET " + name
@@ -567,6 +574,8 @@ public struct Session {
             guard what.lowercased() == "all" else { return }
             key = SessionHistory.resetAllKey
             text = "DISCARD ALL"
+            // Temporary tables, advisory locks, LISTEN and the role are gone with it.
+            pinned = nil
             defaultReadOnly = false; defaultSerializable = false
             statements.removeAll(); sqlPrepared.removeAll()
             for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
@@ -591,15 +600,20 @@ public struct Session {
     }
 
     /// Tracks the session defaults that decide where transactions may run.
-    mutating func noteDefault(name: String, sql: String?) {
-        guard let sql = sql?.lowercased() else { return }
+    mutating func noteDefault(name: String, value: String?) {
+        let value = value?.lowercased() ?? ""
         if name == "default_transaction_read_only" {
-            defaultReadOnly = sql.contains("on") || sql.contains("true") || sql.contains("'1'") || sql.contains("yes")
-                || sql.contains("read only")
-            if sql.contains("read write") { defaultReadOnly = false }
-        } else if name == "default_transaction_isolation" || name == "transaction_isolation" {
-            defaultSerializable = sql.contains("serializable")
+            defaultReadOnly = ["on", "true", "yes", "1", "t", "y", "read only"].contains(value)
+        } else if name == "default_transaction_isolation" {
+            defaultSerializable = value == "serializable"
         }
+    }
+
+    /// Doubles single quotes for a SQL string literal.
+    func quoted(_ text: String) -> String {
+        var out = ""
+        for c in text { out.append(c); if c == "'" { out.append("'") } }
+        return out
     }
 
     // MARK: - Backend lifecycle
@@ -655,7 +669,7 @@ struct UnitEffects {
     var pin: PinReason?
     var changesFunctions = false
     var commits = false
-    var session: [SessionEffect] = []
+    var session: [(SessionEffect, String?)] = []
     var replaySQL: String?
 }
 

@@ -289,12 +289,18 @@ final class ClientHandler: @unchecked Sendable {
         loginTimer?.cancel()
         loginTimer = nil
         var out = ByteBuffer(capacity: 512)
-        for (name, value) in info.parameters { out.writeParameterStatus(name: name, value: value) }
+        let hasWriteable = database?.writeable != nil
+        for (name, value) in info.parameters {
+            // The client's session can write when a writeable backend exists, even though main is a
+            // standby: say so, or libpq's target_session_attrs=read-write and pgJDBC's
+            // targetServerType=primary would refuse the connection.
+            let reported = hasWriteable && (name == "in_hot_standby" || name == "default_transaction_read_only") ? "off" : value
+            out.writeParameterStatus(name: name, value: reported)
+        }
         cancelKey = server.register(self)
         out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         out.writeReadyForQuery(.idle)
         client.write(out.readableArray)
-        let hasWriteable = database?.writeable != nil
         session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
                                                     logRouting: config.logRouting),
                           classifier: server.classifier(for: databaseName))

@@ -299,3 +299,44 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertNil(h.session.activeBackend)
     }
 }
+
+final class SessionStateTests: XCTestCase {
+    func testSetInsideLongerQueryStringIsReplayedAlone() {
+        var h = Harness()
+        h.client(Wire.query("SET search_path = app; SELECT 1"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable),
+                       ["SELECT pg_catalog.set_config('search_path', 'app', false)", "INSERT INTO t VALUES (1)"])
+    }
+
+    func testSetConfigInSelectIsSessionState() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT set_config('application_name', 'x', false)"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).first, "SELECT set_config('application_name', 'x', false)")
+    }
+
+    func testResetAllReplacesEarlierSettings() {
+        var h = Harness()
+        h.client(Wire.query("SET work_mem = '8MB'"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.query("RESET ALL"))
+        h.backend(.main, Wire.commandComplete("RESET") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["RESET ALL", "INSERT INTO t VALUES (1)"])
+    }
+
+    func testSQLPrepareRoutesExecuteByItsBody() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("PREPARE ins AS INSERT INTO t VALUES ($1)"))
+        h.backend(.writeable, Wire.commandComplete("PREPARE") + Wire.ready())
+        h.client(Wire.query("EXECUTE ins(1)"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "EXECUTE ins(1)")
+    }
+}
