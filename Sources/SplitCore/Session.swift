@@ -41,6 +41,9 @@ public struct Session {
     /// The transaction as predicted from what was sent; ReadyForQuery corrects it.
     public private(set) var transaction: BackendRole?
     public private(set) var pinned: PinReason?
+    /// Set by the shell before each call: main is down, lags past `max_replica_lag`, or has not yet
+    /// replayed this session's last write. Reads outside a transaction then go to writeable.
+    public var readsToWriteable = false
     var defaultReadOnly = false
     var defaultSerializable = false
 
@@ -128,7 +131,7 @@ public struct Session {
             return frame.end
         }
         guard ready(role, &out) else { return nil }
-        if settings.logRouting { out.routed(role, why: why, sql: sql) }
+        out.unitStarted(role, why: why, sql: sql)
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: queryClass.statements, sql: sql)
         unit.startedInTransaction = transaction != nil
@@ -226,9 +229,7 @@ public struct Session {
             return batchEnd
         }
         guard ready(role, &out) else { return nil }
-        if settings.logRouting {
-            out.routed(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
-        }
+        out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
         var unit = Unit(backend: role, kind: .client)
         unit.swallowLeft = injectStatements(needed: needed, parsedHere: parsedHere, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
@@ -351,6 +352,7 @@ public struct Session {
             return frame.end
         }
         guard ready(role, &out) else { return nil }
+        out.unitStarted(role, why: .functionCall, sql: UnsafeRawBufferPointer(start: nil, count: 0))
         units.append(Unit(backend: role, kind: .client))
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         return frame.end
@@ -381,6 +383,7 @@ public struct Session {
             }
         }
         if target == .main && defaultSerializable { return (.writeable, .sessionDefault) }
+        if target == .main && readsToWriteable { return (.writeable, .fallback) }
         if target == .main, infos.contains(where: { $0.hinted }) { reason = .hint }
         return (target == .main ? .main : .writeable, reason)
     }
@@ -528,6 +531,7 @@ public struct Session {
             transaction = inTransactionAfter ? role : nil
         }
         let effects = unit.effects
+        out.unitFinished(role, failed: unit.sawError, wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError)
         guard !unit.sawError else {
             if !inTransactionAfter { uncommittedHistory.removeAll() }
             return

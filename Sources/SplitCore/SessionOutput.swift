@@ -10,8 +10,13 @@ public protocol SessionOutput {
     mutating func openBackend(_ role: BackendRole)
     /// Close the client connection once its pending output is sent, and with it the backends.
     mutating func closeSession(reason: String)
-    /// A routing decision, for `log_routing`.
-    mutating func routed(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer)
+    /// A client unit was sent to `role` (for logs, statistics and latency). `sql` is the query text,
+    /// or the batch's bytes for the extended protocol.
+    mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer)
+    /// The oldest client unit got its ReadyForQuery. `wroteOnWriteable` is true when it may have
+    /// committed a write (it ran on writeable and left no transaction open): read-your-writes waits
+    /// for main to replay past that point.
+    mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool)
     /// DDL that may have changed function volatility ran: refresh the function catalog.
     mutating func functionsMayHaveChanged()
 }
@@ -28,4 +33,5 @@ public enum RoutingReason: String, Sendable {
     case sessionDefault = "session default (read-only / serializable)"
     case copyData = "COPY data"
     case functionCall = "fast-path function call"
+    case fallback = "main unavailable, lagging or behind this session's writes"
 }

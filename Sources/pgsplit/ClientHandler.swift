@@ -442,10 +442,13 @@ struct ShellOutput: SessionOutput {
         closeReason = reason
     }
 
-    mutating func routed(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
+    mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
+        guard handler.config.logRouting else { return }
         let text = String(decoding: sql.prefix(200), as: UTF8.self)
         Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
     }
+
+    mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {}
 
     mutating func functionsMayHaveChanged() {
         refreshFunctions = true

@@ -11,6 +11,7 @@ struct RecordingOutput: SessionOutput {
         case functionsChanged
     }
     var events: [Event] = []
+    static func == (a: RecordingOutput, b: RecordingOutput) -> Bool { a.events == b.events }
 
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         if case .toBackend(let r, let previous)? = events.last, r == role {
@@ -28,7 +29,12 @@ struct RecordingOutput: SessionOutput {
     }
     mutating func openBackend(_ role: BackendRole) { events.append(.open(role)) }
     mutating func closeSession(reason: String) { events.append(.close(reason)) }
-    mutating func routed(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {}
+    var started: [(BackendRole, RoutingReason)] = []
+    var finished: [(BackendRole, Bool, Bool)] = []
+    mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) { started.append((role, why)) }
+    mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
+        finished.append((role, failed, wroteOnWriteable))
+    }
     mutating func functionsMayHaveChanged() { events.append(.functionsChanged) }
 
     /// Message types sent to a backend, in order, e.g. "QQ" or "PBDES".

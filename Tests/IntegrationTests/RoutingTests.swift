@@ -1,0 +1,187 @@
+import Foundation
+import XCTest
+
+/// Where statements run, read from the backends themselves (inet_server_port(), pg_is_in_recovery(),
+/// and the rows on the primary). main = the replica, writeable = the primary.
+final class RoutingTests: ProxyTestCase {
+    var proxy: ProxyProcess!
+    var conn: PQConnection!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try makeTable("rt_items")
+        let rw = try cluster.appRW()
+        try rw.exec("INSERT INTO rt_items(v) VALUES ('seed')")
+        try rw.exec("DROP SEQUENCE IF EXISTS rt_seq; CREATE SEQUENCE rt_seq")
+        rw.finish()
+        try cluster.waitForReplica()
+        proxy = try startProxy()
+        conn = try proxy.connect()
+    }
+
+    override func tearDown() {
+        conn?.finish()
+        super.tearDown()
+    }
+
+    func testSelectRunsOnReplica() throws {
+        XCTAssertEqual(try conn.query("SELECT inet_server_port(), pg_is_in_recovery()"), [[replica, "t"]])
+        XCTAssertEqual(try conn.query("SELECT v, inet_server_port() FROM rt_items"), [["seed", replica]])
+    }
+
+    func testInsertUpdateDeleteRunOnPrimary() throws {
+        let m = marker("ins")
+        XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)') RETURNING inet_server_port(), pg_is_in_recovery()"),
+                       [[primary, "f"]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["1"]])
+
+        XCTAssertEqual(try conn.query("UPDATE rt_items SET v = '\(m)-u' WHERE v = '\(m)' RETURNING inet_server_port()"),
+                       [[primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)-u'"), [["1"]])
+
+        XCTAssertEqual(try conn.query("DELETE FROM rt_items WHERE v = '\(m)-u' RETURNING inet_server_port()"),
+                       [[primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v LIKE '\(m)%'"), [["0"]])
+    }
+
+    func testSelectForUpdateRunsOnPrimary() throws {
+        XCTAssertEqual(try conn.query("SELECT inet_server_port() FROM rt_items WHERE v = 'seed' FOR UPDATE"), [[primary]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port() FROM rt_items WHERE v = 'seed' FOR SHARE"), [[primary]])
+    }
+
+    func testWritingCTERunsOnPrimary() throws {
+        let m = marker("cte")
+        let rows = try conn.query("""
+            WITH x AS (INSERT INTO rt_items(v) VALUES ('\(m)') RETURNING id)
+            SELECT inet_server_port(), pg_is_in_recovery() FROM x
+            """)
+        XCTAssertEqual(rows, [[primary, "f"]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["1"]])
+    }
+
+    func testNextvalRunsOnPrimary() throws {
+        let rows = try conn.query("SELECT nextval('rt_seq'), inet_server_port()")
+        XCTAssertEqual(rows.first?.last, primary)
+        XCTAssertEqual(try onPrimary("SELECT last_value FROM rt_seq"), [[rows.first?.first ?? "?"]])
+    }
+
+    func testMultiStatementStringWithAWriteRunsOnPrimary() throws {
+        let m = marker("multi")
+        let rows = try conn.query("SELECT 1; INSERT INTO rt_items(v) VALUES ('\(m)'); SELECT inet_server_port(), pg_is_in_recovery()")
+        XCTAssertEqual(rows, [[primary, "f"]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["1"]])
+    }
+
+    func testMultiStatementReadOnlyStringStaysTogether() throws {
+        // Whatever backend it picks, one string runs on one backend.
+        let rows = try conn.query("SELECT inet_server_port(); SELECT inet_server_port()::text || '/' || pg_is_in_recovery()::text")
+        XCTAssertTrue(rows == [["\(replica)/true"]] || rows == [["\(primary)/false"]], "\(rows)")
+    }
+
+    func testParenthesisedSelectRunsOnReplica() throws {
+        XCTAssertEqual(try conn.query("((SELECT inet_server_port(), pg_is_in_recovery()))"), [[replica, "t"]])
+    }
+
+    func testOddStatementRunsOnPrimary() throws {
+        // Valid but unusual: LOAD has no rows, so the statement logs tell where it ran.
+        let m = marker("odd")
+        let p0 = cluster.logOffset(.primary)
+        let r0 = cluster.logOffset(.replica)
+        // app_rw may not LOAD a library: the error is fine, the log still shows where it ran.
+        _ = try? conn.exec("LOAD 'plpgsql' /* \(m) */")
+        XCTAssertEqual(try conn.query("SELECT 1"), [["1"]], "the session goes on after the error")
+        waitUntil("LOAD in a statement log") {
+            !cluster.loggedStatements(.primary, containing: m, since: p0).isEmpty
+                || !cluster.loggedStatements(.replica, containing: m, since: r0).isEmpty
+        }
+        XCTAssertFalse(cluster.loggedStatements(.primary, containing: m, since: p0).isEmpty, "LOAD should run on the primary")
+        XCTAssertEqual(cluster.loggedStatements(.replica, containing: m, since: r0), [])
+    }
+
+    func testVolatileUserFunctionRunsOnPrimary() throws {
+        // The classifier cannot know what a user's volatile function does: the safe side.
+        let rw = try cluster.appRW()
+        try rw.exec("CREATE OR REPLACE FUNCTION rt_volatile() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT inet_server_port()'")
+        rw.finish()
+        try cluster.waitForReplica()
+        let fresh = try proxy.connect()
+        XCTAssertEqual(try fresh.query("SELECT rt_volatile(), pg_is_in_recovery()"), [[primary, "f"]])
+    }
+
+    func testReadWriteTransactionRunsEntirelyOnPrimary() throws {
+        let m = marker("tx")
+        try conn.exec("BEGIN")
+        XCTAssertEqual(try conn.query("SELECT inet_server_port(), pg_is_in_recovery()"), [[primary, "f"]])
+        XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)') RETURNING inet_server_port()"), [[primary]])
+        // The transaction sees its own write: it is one snapshot on one backend.
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_items WHERE v = '\(m)'"), [["1", primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["0"]], "not committed yet")
+        try conn.exec("COMMIT")
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["1"]])
+        XCTAssertEqual(conn.transactionStatus, "I")
+    }
+
+    func testRolledBackTransactionLeavesNothing() throws {
+        let m = marker("rb")
+        try conn.exec("BEGIN")
+        XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)') RETURNING inet_server_port()"), [[primary]])
+        try conn.exec("ROLLBACK")
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["0"]])
+    }
+
+    func testReadOnlyTransactionRunsOnReplica() throws {
+        try conn.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try conn.query("SELECT inet_server_port(), pg_is_in_recovery()"), [[replica, "t"]])
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_items WHERE v = 'seed'"), [["1", replica]])
+        try conn.exec("COMMIT")
+        XCTAssertEqual(conn.transactionStatus, "I")
+    }
+
+    func testExtendedProtocolRead() throws {
+        XCTAssertEqual(try conn.queryParams("SELECT inet_server_port(), $1::text", ["p"]), [[replica, "p"]])
+    }
+
+    func testExtendedProtocolWrite() throws {
+        let m = marker("xp")
+        XCTAssertEqual(try conn.queryParams("INSERT INTO rt_items(v) VALUES ($1) RETURNING inet_server_port()", [m]),
+                       [[primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["1"]])
+    }
+
+    func testPreparedRead() throws {
+        try conn.prepare(name: "rt_read", sql: "SELECT inet_server_port(), pg_is_in_recovery(), $1::int + 1", parameterCount: 1)
+        XCTAssertEqual(try conn.execPrepared(name: "rt_read", params: ["41"]), [[replica, "t", "42"]])
+        XCTAssertEqual(try conn.execPrepared(name: "rt_read", params: ["1"]), [[replica, "t", "2"]])
+    }
+
+    func testPreparedWrite() throws {
+        let m = marker("pw")
+        try conn.prepare(name: "rt_write", sql: "INSERT INTO rt_items(v) VALUES ($1) RETURNING inet_server_port()", parameterCount: 1)
+        XCTAssertEqual(try conn.execPrepared(name: "rt_write", params: [m]), [[primary]])
+        XCTAssertEqual(try conn.execPrepared(name: "rt_write", params: [m]), [[primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["2"]])
+    }
+
+    func testReadsAndWritesInterleaveOnOneConnection() throws {
+        let m = marker("mix")
+        for i in 0..<5 {
+            XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]])
+            XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)-\(i)') RETURNING inet_server_port()"), [[primary]])
+        }
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v LIKE '\(m)-%'"), [["5"]])
+    }
+
+    func testStatementLogsShowWhereStatementsRan() throws {
+        let m = marker("log")
+        let p0 = cluster.logOffset(.primary)
+        let r0 = cluster.logOffset(.replica)
+        try conn.exec("SELECT '\(m)-read'")
+        try conn.exec("INSERT INTO rt_items(v) VALUES ('\(m)-write')")
+        waitUntil("statements in the logs") {
+            !cluster.loggedStatements(.replica, containing: "\(m)-read", since: r0).isEmpty
+                && !cluster.loggedStatements(.primary, containing: "\(m)-write", since: p0).isEmpty
+        }
+        XCTAssertEqual(cluster.loggedStatements(.primary, containing: "\(m)-read", since: p0), [])
+        XCTAssertEqual(cluster.loggedStatements(.replica, containing: "\(m)-write", since: r0), [])
+    }
+}
