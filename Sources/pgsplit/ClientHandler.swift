@@ -38,6 +38,10 @@ final class ClientHandler: @unchecked Sendable {
     var cancelKey = CancelKey(processID: 0, secretKey: 0)
 
     var session: Session?
+    /// The function catalog generation this session's classifier was built from.
+    var catalogGeneration = 0
+    /// DDL changed functions: the next statement waits for the refreshed catalog.
+    var waitingForCatalog = false
     var backends: [BackendConnection?] = [nil, nil]
     var loginTimer: TimerHandle?
 
@@ -200,15 +204,22 @@ final class ClientHandler: @unchecked Sendable {
             credential = .password(password)
         } else if address.user != nil {
             credential = .none
-        } else if let plain = authResult?.cleartextPassword {
-            credential = .password(plain)
-        } else if let keys = authResult?.scramKeys {
-            credential = .scramKeys(clientKey: keys.clientKey, serverKey: keys.serverKey)
         } else {
+            // The client's own user: a known password works with every server method; SCRAM keys
+            // learned from the client only match a backend that stores the same SCRAM secret.
             switch config.userlist?[user] {
-            case .plain(let password)?: credential = .password(password)
-            case .md5(let hash)?: credential = .md5Hash("md5" + hash)
-            default: credential = .none
+            case .plain(let password)?:
+                credential = .password(password)
+            case .md5(let hash)?:
+                credential = authResult?.cleartextPassword.map { .password($0) } ?? .md5Hash("md5" + hash)
+            default:
+                if let plain = authResult?.cleartextPassword {
+                    credential = .password(plain)
+                } else if let keys = authResult?.scramKeys {
+                    credential = .scramKeys(clientKey: keys.clientKey, serverKey: keys.serverKey)
+                } else {
+                    credential = .none
+                }
             }
         }
         return BackendLogin(address: address, user: backendUser, database: address.dbname ?? databaseName,
@@ -301,6 +312,7 @@ final class ClientHandler: @unchecked Sendable {
         out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         out.writeReadyForQuery(.idle)
         client.write(out.readableArray)
+        catalogGeneration = server.catalogGeneration
         session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
                                                     logRouting: config.logRouting),
                           classifier: server.classifier(for: databaseName))
@@ -310,7 +322,12 @@ final class ClientHandler: @unchecked Sendable {
     // MARK: - Moving bytes
 
     func pumpClient() {
-        guard case .ready = phase, !clientInput.isEmpty, session != nil else { return }
+        guard case .ready = phase, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
+        let generation = server.catalogGeneration
+        if generation != catalogGeneration {
+            catalogGeneration = generation
+            session!.classifier = server.classifier(for: databaseName)
+        }
         var out = ShellOutput(handler: self)
         let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
         clientInput.consume(consumed)
@@ -456,7 +473,16 @@ struct ShellOutput: SessionOutput {
 
     /// Carries out what had to wait until the session's method returned.
     func flush() {
-        if refreshFunctions { handler.server.refreshFunctions(database: handler.databaseName) }
+        if refreshFunctions {
+            let handler = self.handler
+            handler.waitingForCatalog = true
+            handler.server.refreshFunctions(database: handler.databaseName) {
+                handler.loop.execute {
+                    handler.waitingForCatalog = false
+                    handler.pumpClient()
+                }
+            }
+        }
         if let closeReason {
             Log.debug("session \(handler.id): closing: \(closeReason)")
             handler.close()

@@ -20,6 +20,10 @@ final class ProxyServer: Sendable {
     private let sessions = Mutex<[CancelKey: ClientHandler]>([:])
     private let classifiers: Mutex<[String: Classifier]>
     private let nextSessionID = Atomic<Int>(1)
+    private let catalogGenerationCounter = Atomic<Int>(0)
+
+    /// Bumped whenever a database's function catalog changes; sessions compare it before each batch.
+    var catalogGeneration: Int { catalogGenerationCounter.load(ordering: .acquiring) }
 
     init(config: ProxyConfig, group: EventLoopGroup, policies: [String: FunctionPolicy]) {
         self.config = config
@@ -103,12 +107,16 @@ final class ProxyServer: Sendable {
         classifiers.withLock { $0[database] } ?? Classifier(policy: FunctionPolicy())
     }
 
-    /// DDL may have created or changed functions: reload that database's catalog in the background.
-    func refreshFunctions(database: String) {
-        guard let db = config.database(named: database) else { return }
+    /// DDL may have created or changed functions: reload that database's catalog, then call `done`
+    /// (from any thread).
+    func refreshFunctions(database: String, done: @escaping @Sendable () -> Void) {
+        guard let db = config.database(named: database) else { return done() }
         FunctionCatalog.load(database: db, config: config, on: group.next()) { [self] policy in
-            guard let policy else { return }
-            classifiers.withLock { $0[database] = Classifier(policy: policy) }
+            if let policy {
+                classifiers.withLock { $0[database] = Classifier(policy: policy) }
+                catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
+            }
+            done()
         }
     }
 
