@@ -1,5 +1,30 @@
 #ifndef PGSPLIT_SOCKET_SHIM_H
 #define PGSPLIT_SOCKET_SHIM_H
 // Deliberately no _GNU_SOURCE and no sys/socket.h here: Swift would lose SOCK_NONBLOCK / MSG_NOSIGNAL.
+// sys/epoll.h is not included either: struct epoll_event is packed on x86_64, so the C side handles it.
+
+#include <stdint.h>
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; returns the new fd or -1 (errno set).
 int pgsplit_accept4_nonblock(int fd);
+
+/// Readiness bits, translated to and from EPOLL* on the C side.
+enum {
+    PGSPLIT_EPOLL_IN = 1,
+    PGSPLIT_EPOLL_OUT = 2,
+    PGSPLIT_EPOLL_ERR = 4,
+    PGSPLIT_EPOLL_HUP = 8,
+};
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int pgsplit_epoll_create(void);
+
+/// Level-triggered registration of `fd` for `interest` (PGSPLIT_EPOLL_IN | PGSPLIT_EPOLL_OUT),
+/// reporting `token` with each event. `op`: 0 add, 1 modify, 2 delete. Returns 0 or -1 (errno set).
+int pgsplit_epoll_update(int epfd, int op, int fd, uint32_t interest, uint64_t token);
+
+/// epoll_wait without blocking; fills up to `capacity` tokens and readiness bits.
+/// Returns the number of events or -1 (errno set).
+int pgsplit_epoll_poll(int epfd, uint64_t *tokens, uint32_t *readiness, int capacity);
+
 #endif

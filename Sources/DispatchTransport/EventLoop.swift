@@ -1,0 +1,81 @@
+import Dispatch
+
+/// Tags each loop's queue so `inEventLoop` can tell which loop the current code runs on.
+/// Written once at loop creation, read-only afterwards.
+private let eventLoopKey = DispatchSpecificKey<ObjectIdentifier>()
+
+/// One serial DispatchQueue and everything confined to it: the sockets assigned to it, their
+/// readiness watching, and one read buffer shared by all of them.
+///
+/// Sendable by confinement: the mutable state (`readBuffer`'s contents, `poller`) is touched only
+/// on `queue`; the entry points that touch it assert so in debug builds.
+public final class EventLoop: @unchecked Sendable {
+    /// Every callback of this loop's connections and timers runs on this queue.
+    public let queue: DispatchQueue
+    public let ioStrategy: IOStrategy
+
+    /// Bytes read per `read` call; one buffer per loop, reused by every connection on it.
+    static let readBufferSize = 64 * 1024
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private var poller: EpollPoller?
+
+    public init(label: String = "pgsplit.loop", ioStrategy: IOStrategy = .default) {
+        queue = DispatchQueue(label: label)
+        self.ioStrategy = ioStrategy
+        readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
+        queue.setSpecific(key: eventLoopKey, value: ObjectIdentifier(self))
+    }
+
+    deinit {
+        // No connection is left (each holds its loop), so nothing reads the buffer or the poller.
+        poller?.shutdown()
+        readBuffer.deallocate()
+    }
+
+    /// True when the calling code runs on this loop's queue.
+    public var inEventLoop: Bool {
+        DispatchQueue.getSpecific(key: eventLoopKey) == ObjectIdentifier(self)
+    }
+
+    /// Debug-build check that the caller runs on this loop.
+    @inlinable
+    public func assertInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(inEventLoop, "not on this EventLoop's queue", file: file, line: line)
+    }
+
+    /// Always-on check that the caller runs on this loop.
+    public func preconditionInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
+        precondition(inEventLoop, "not on this EventLoop's queue", file: file, line: line)
+    }
+
+    /// Runs `work` on this loop, later (never inline, even when called from the loop).
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        queue.async(execute: work)
+    }
+
+    /// Runs `body` once on this loop after `seconds`, unless cancelled first.
+    /// Call on this loop; `body` need not be Sendable because it never leaves the loop.
+    @discardableResult
+    public func scheduleTimer(after seconds: Double, _ body: @escaping () -> Void) -> TimerHandle {
+        assertInEventLoop()
+        return TimerHandle(queue: queue, after: seconds, body)
+    }
+
+    /// Starts watching `fd` for `handler` with this loop's I/O strategy. Call on this loop.
+    func makeWatcher(fd: Int32, handler: SocketReadinessHandler) -> SocketWatcher {
+        assertInEventLoop()
+        switch ioStrategy {
+        case .dispatchSourcePerSocket:
+            return DispatchSourceWatcher(fd: fd, queue: queue, handler: handler)
+        case .epollPerLoop:
+            let poller: EpollPoller
+            if let existing = self.poller {
+                poller = existing
+            } else {
+                poller = EpollPoller(queue: queue)
+                self.poller = poller
+            }
+            return EpollWatcher(fd: fd, poller: poller, handler: handler)
+        }
+    }
+}
