@@ -4,9 +4,9 @@ public struct ProxyConfig: Sendable, Equatable {
     public let listen: [ListenAddress]
     public let authType: AuthType
     /// The userlist path; after `load(path:)` it is resolved against the config file's folder.
-    public let authFile: String?
+    public internal(set) var authFile: String?
     /// The userlist's contents; filled by `load(path:)`, nil from `parse(text:fileName:)`.
-    public let userlist: Userlist?
+    public internal(set) var userlist: Userlist?
     /// Users allowed on the admin console.
     public let adminUsers: [String]
     public let maxClientConnections: Int
@@ -26,6 +26,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public let readFallback: ReadFallback
     /// In the order of the file.
     public let databases: [DatabaseConfig]
+    /// Reuse of backend connections between clients (server_* keys).
+    public internal(set) var pool = PoolSettings()
 
     public enum Defaults {
         public static let listen = [ListenAddress(host: "127.0.0.1", port: 6432)]
@@ -86,11 +88,9 @@ public struct ProxyConfig: Sendable, Equatable {
 
     /// A copy with the auth file path and its contents replaced (used when loading from disk).
     func with(authFile: String?, userlist: Userlist?) -> ProxyConfig {
-        ProxyConfig(
-            listen: listen, authType: authType, authFile: authFile, userlist: userlist, adminUsers: adminUsers,
-            maxClientConnections: maxClientConnections, maxMessageSize: maxMessageSize,
-            clientLoginTimeout: clientLoginTimeout, connectTimeout: connectTimeout, logRouting: logRouting,
-            workers: workers, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
-            readFallback: readFallback, databases: databases)
+        var copy = self
+        copy.authFile = authFile
+        copy.userlist = userlist
+        return copy
     }
 }

@@ -20,6 +20,7 @@ struct ProxyConfigParser {
         "listen", "auth_type", "auth_file", "admin_users", "max_client_conn", "max_message_size",
         "client_login_timeout", "connect_timeout", "log_routing", "workers",
         "read_your_writes", "max_replica_lag", "read_fallback",
+        "server_reset_query", "server_idle_timeout", "server_lifetime", "server_pool_size",
     ]
     static let databaseKeys = [
         "main", "writeable", "database_routing", "read_safe_functions", "writing_functions", "route.USER",
@@ -123,14 +124,28 @@ struct ProxyConfigParser {
         let readFallback = try entries.take("read_fallback").map {
             try entries.value($0, expected: Self.choices(ReadFallback.allCases.map(\.rawValue)), ReadFallback.init(rawValue:))
         } ?? Defaults.readFallback
+        var pool = PoolSettings()
+        if let entry = entries.take("server_reset_query") { pool.resetQuery = entry.value }
+        if let entry = entries.take("server_idle_timeout") {
+            pool.idleTimeout = try entries.value(entry, expected: Self.durationChoices, SettingValueParsing.duration)
+        }
+        if let entry = entries.take("server_lifetime") {
+            pool.lifetime = try entries.value(entry, expected: Self.durationChoices, SettingValueParsing.duration)
+        }
+        if let entry = entries.take("server_pool_size") {
+            pool.size = try entries.value(entry, expected: "a whole number; 0 turns reuse off") {
+                SettingValueParsing.integer($0, atLeast: 0, atMost: 100_000)
+            }
+        }
         try entries.rejectUnknownKeys(known: Self.generalKeys)
 
-        let config = ProxyConfig(
+        var config = ProxyConfig(
             listen: listen, authType: authType, authFile: authFile, userlist: nil, adminUsers: adminUsers,
             maxClientConnections: maxClientConnections, maxMessageSize: maxMessageSize,
             clientLoginTimeout: clientLoginTimeout, connectTimeout: connectTimeout, logRouting: logRouting,
             workers: workers, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
             readFallback: readFallback, databases: databases)
+        config.pool = pool
         return ParsedProxyConfig(config: config, authFileLine: authFile == nil ? nil : authFileEntry?.line)
     }
 

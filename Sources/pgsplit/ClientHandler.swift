@@ -231,6 +231,12 @@ final class ClientHandler: @unchecked Sendable {
             backendOpenFailed(role, reason: "no \(role) backend is configured")
             return
         }
+        let pool = server.pool(for: loop)
+        if let pooled = pool.take(BackendPool.Key(login)) {
+            backendOpened(role, BackendConnector.Opened(connection: pooled.connection, info: pooled.info, leftover: []),
+                          createdAt: pooled.createdAt)
+            return
+        }
         let timeout = Double(config.connectTimeout.components.seconds) + Double(config.connectTimeout.components.attoseconds) / 1e18
         BackendConnector.open(login, on: loop, timeout: max(timeout, 0.1)) { [self] result in
             switch result {
@@ -243,13 +249,14 @@ final class ClientHandler: @unchecked Sendable {
         }
     }
 
-    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened) {
+    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, createdAt: ContinuousClock.Instant = .now) {
+        let login = login(for: role)!
         if case .closed = phase {
-            opened.connection.close()
+            server.pool(for: loop).release(opened.connection, key: BackendPool.Key(login), info: opened.info, createdAt: createdAt)
             return
         }
-        let backend = BackendConnection(role: role, connection: opened.connection, keyData: opened.info.keyData,
-                                        address: login(for: role)!.address)
+        let backend = BackendConnection(role: role, connection: opened.connection, info: opened.info,
+                                        login: login, createdAt: createdAt)
         backends[role.rawValue] = backend
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
@@ -403,10 +410,21 @@ final class ClientHandler: @unchecked Sendable {
         loginTimer = nil
         server.unregister(self)
         client.closeAfterFlush()
+        // A backend with nothing in flight and no transaction open goes back to the pool (reset
+        // there); any other is closed, so the server rolls back whatever the client left.
+        let reusable = session.map { !$0.hasUnitsInFlight && $0.transaction == nil } ?? false
+        let pool = server.pool(for: loop)
         for backend in backends {
             guard let backend else { continue }
-            backend.connection.write([UInt8(ascii: "X"), 0, 0, 0, 4])
-            backend.connection.closeAfterFlush()
+            if reusable && backend.input.isEmpty {
+                pool.release(backend.connection, key: BackendPool.Key(backend.login), info: backend.info,
+                             createdAt: backend.createdAt)
+            } else {
+                backend.connection.onRead = nil
+                backend.connection.onClose = nil
+                backend.connection.write([UInt8(ascii: "X"), 0, 0, 0, 4])
+                backend.connection.closeAfterFlush()
+            }
         }
         backends = [nil, nil]
         session = nil
@@ -421,15 +439,21 @@ final class ClientHandler: @unchecked Sendable {
 final class BackendConnection {
     let role: BackendRole
     let connection: Connection
-    let keyData: BackendKeyData?
-    let address: BackendAddress
+    let info: BackendSessionInfo
+    let login: BackendLogin
+    let createdAt: ContinuousClock.Instant
     var input = InputBuffer()
 
-    init(role: BackendRole, connection: Connection, keyData: BackendKeyData?, address: BackendAddress) {
+    var keyData: BackendKeyData? { info.keyData }
+    var address: BackendAddress { login.address }
+
+    init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
+         createdAt: ContinuousClock.Instant) {
         self.role = role
         self.connection = connection
-        self.keyData = keyData
-        self.address = address
+        self.info = info
+        self.login = login
+        self.createdAt = createdAt
     }
 }
 

@@ -21,6 +21,8 @@ final class ProxyServer: Sendable {
     private let classifiers: Mutex<[String: Classifier]>
     private let nextSessionID = Atomic<Int>(1)
     private let catalogGenerationCounter = Atomic<Int>(0)
+    /// Idle backend connections, one pool per loop.
+    private let pools: [ObjectIdentifier: BackendPool]
 
     /// Bumped whenever a database's function catalog changes; sessions compare it before each batch.
     var catalogGeneration: Int { catalogGenerationCounter.load(ordering: .acquiring) }
@@ -33,7 +35,13 @@ final class ProxyServer: Sendable {
             classifiers[database.name] = Classifier(policy: policies[database.name] ?? FunctionPolicy())
         }
         self.classifiers = Mutex(classifiers)
+        var pools: [ObjectIdentifier: BackendPool] = [:]
+        for loop in group.loops { pools[ObjectIdentifier(loop)] = BackendPool(loop: loop, settings: config.pool) }
+        self.pools = pools
     }
+
+    /// The pool of idle backend connections for `loop` (use it only on that loop).
+    func pool(for loop: EventLoop) -> BackendPool { pools[ObjectIdentifier(loop)]! }
 
     func start() throws {
         var opened: [Listener] = []

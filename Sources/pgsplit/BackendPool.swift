@@ -1,0 +1,152 @@
+import DispatchTransport
+import PostgresWire
+import SplitConfig
+
+/// Backend connections whose clients left, kept for the next client with the same backend, user,
+/// database and startup parameters — so a client that connects for each query does not pay for a
+/// backend login each time. One pool per event loop, because a connection belongs to one loop.
+///
+/// Sendable by confinement: every method runs on `loop`'s queue (the pool is reached only from
+/// handlers on that loop and its own timers).
+final class BackendPool: @unchecked Sendable {
+    struct Key: Hashable {
+        var address: String
+        var user: String
+        var database: String
+        var parameters: [String]
+
+        init(_ login: BackendLogin) {
+            address = login.address.rendered(maskingPassword: false)
+            user = login.user
+            database = login.database
+            parameters = login.parameters.map { $0.0 + "=" + $0.1 }
+        }
+    }
+
+    struct Idle {
+        var connection: Connection
+        var info: BackendSessionInfo
+        var createdAt: ContinuousClock.Instant
+        var idleSince: ContinuousClock.Instant
+    }
+
+    let loop: EventLoop
+    let settings: PoolSettings
+    private var idle: [Key: [Idle]] = [:]
+    private var sweeping = false
+
+    init(loop: EventLoop, settings: PoolSettings) {
+        self.loop = loop
+        self.settings = settings
+    }
+
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+
+    /// A live idle connection for `key`, if one is kept.
+    func take(_ key: Key) -> Idle? {
+        let now = ContinuousClock.now
+        while var list = idle[key], let candidate = list.popLast() {
+            idle[key] = list.isEmpty ? nil : list
+            if candidate.connection.isClosed { continue }
+            if now - candidate.createdAt > settings.lifetime {
+                candidate.connection.close()
+                continue
+            }
+            candidate.connection.onRead = nil
+            candidate.connection.onClose = nil
+            return candidate
+        }
+        return nil
+    }
+
+    /// Takes a connection whose client left: resets it, then keeps it (or closes it when the pool
+    /// is full, the connection is too old, or the reset fails).
+    func release(_ connection: Connection, key: Key, info: BackendSessionInfo, createdAt: ContinuousClock.Instant) {
+        guard settings.size > 0, !connection.isClosed,
+              ContinuousClock.now - createdAt < settings.lifetime,
+              (idle[key]?.count ?? 0) < settings.size else {
+            terminate(connection)
+            return
+        }
+        let entry = Idle(connection: connection, info: info, createdAt: createdAt, idleSince: .now)
+        if settings.resetQuery.isEmpty {
+            keep(entry, key: key)
+            return
+        }
+        var reset = ByteBuffer(capacity: 64)
+        reset.writeQuery(settings.resetQuery)
+        var answer = ByteBuffer(capacity: 256)
+        var failed = false
+        connection.onClose = { _ in }
+        connection.onRead = { [self] bytes in
+            answer.append(contentsOf: bytes)
+            while case .message(let type, let payload) = answer.frameMessage(maxMessageSize: 1 << 20) {
+                answer.moveReaderIndex(to: payload.upperBound)
+                if type == UInt8(ascii: "E") { failed = true }
+                if type == UInt8(ascii: "Z") {
+                    let idleStatus = answer.storage[payload].first == UInt8(ascii: "I")
+                    if failed || !idleStatus || !answer.isEmpty {
+                        terminate(connection)
+                    } else {
+                        keep(entry, key: key)
+                    }
+                    return
+                }
+            }
+        }
+        connection.write(reset.readableArray)
+    }
+
+    private func keep(_ entry: Idle, key: Key) {
+        let connection = entry.connection
+        // Anything a pooled connection says (a FATAL at server shutdown) ends it.
+        connection.onRead = { [self] _ in
+            forget(connection)
+            connection.close()
+        }
+        connection.onClose = { [self] _ in forget(connection) }
+        idle[key, default: []].append(entry)
+        scheduleSweep()
+    }
+
+    private func forget(_ connection: Connection) {
+        for (key, list) in idle {
+            if let index = list.firstIndex(where: { $0.connection === connection }) {
+                var list = list
+                list.remove(at: index)
+                idle[key] = list.isEmpty ? nil : list
+                return
+            }
+        }
+    }
+
+    private func terminate(_ connection: Connection) {
+        connection.onRead = nil
+        connection.onClose = nil
+        connection.write([UInt8(ascii: "X"), 0, 0, 0, 4])
+        connection.closeAfterFlush()
+    }
+
+    /// Closes connections idle past server_idle_timeout or older than server_lifetime.
+    private func scheduleSweep() {
+        guard !sweeping else { return }
+        sweeping = true
+        let period = max(1, min(60, Double(settings.idleTimeout.components.seconds) / 4))
+        _ = loop.scheduleTimer(after: period) { [self] in
+            sweeping = false
+            let now = ContinuousClock.now
+            for (key, list) in idle {
+                let (keep, drop) = list.reduce(into: ([Idle](), [Idle]())) { acc, entry in
+                    if now - entry.idleSince > settings.idleTimeout || now - entry.createdAt > settings.lifetime {
+                        acc.1.append(entry)
+                    } else {
+                        acc.0.append(entry)
+                    }
+                }
+                idle[key] = keep.isEmpty ? nil : keep
+                for entry in drop { terminate(entry.connection) }
+            }
+            if !idle.isEmpty { scheduleSweep() }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+"""asyncpg through pgsplit: prepared statements, binary types, transactions, timeouts, executemany.
+
+asyncpg speaks only the extended protocol with binary results, and prepares every statement."""
+
+import asyncio
+import datetime
+import decimal
+import json
+import uuid
+
+import asyncpg
+import pytest
+
+from conftest import (HOST, PASSWORD, PRIMARY_PORT, PROXY_PORT, REPLICA_PORT, USER, direct_primary,
+                      direct_replica, drop_table, primary_scalar, unique, wait_replay)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def connect(**kw):
+    return await asyncpg.connect(host=HOST, port=PROXY_PORT, user=USER, password=PASSWORD, database="app",
+                                 ssl=False, timeout=10, **kw)
+
+
+@pytest.fixture
+def table():
+    t = unique("compat_apg")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {t} (id int primary key, v text)")
+    wait_replay()
+    yield t
+    drop_table(t)
+
+
+def test_prepared_statements_reused(table):
+    async def body():
+        c = await connect()
+        try:
+            ins = await c.prepare(f"INSERT INTO {table} VALUES ($1, $2) RETURNING inet_server_port()")
+            sel = await c.prepare("SELECT $1::int * 3, inet_server_port(), pg_is_in_recovery()")
+            for i in range(1, 11):
+                assert await ins.fetchval(i, f"v{i}") == PRIMARY_PORT
+                assert tuple(await sel.fetchrow(i)) == (3 * i, REPLICA_PORT, True)
+            # The statement cache: the same text via fetch() reuses asyncpg's prepared statement.
+            for i in range(5):
+                assert await c.fetchval("SELECT $1::text || 'x'", str(i)) == f"{i}x"
+        finally:
+            await c.close()
+    run(body())
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 10
+
+
+def test_binary_types_round_trip():
+    values = {
+        "int8": 9_007_199_254_740_993,
+        "numeric": decimal.Decimal("12345678901234567890.123456789"),
+        "uuid": uuid.UUID("6f1c9b0e-3d1a-4b7e-9d4c-2a5b8e7f0c11"),
+        "jsonb": json.dumps({"a": [1, 2, {"b": None}], "ü": "ß"}),
+        "int4[]": [1, None, 3],
+        "text[]": ["a", "b c", None, ""],
+        "timestamptz": datetime.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=datetime.timezone.utc),
+        "bytea": bytes(range(256)) * 4,
+    }
+
+    async def body():
+        c = await connect()
+        try:
+            t = unique("compat_types")
+            await c.execute(f"CREATE TABLE {t} (i8 int8, n numeric, u uuid, j jsonb, a int4[], s text[],"
+                            " ts timestamptz, b bytea)")
+            try:
+                args = list(values.values())
+                # Round trip through a read (replica) ...
+                row = await c.fetchrow("SELECT $1::int8, $2::numeric, $3::uuid, $4::jsonb, $5::int4[], $6::text[],"
+                                       " $7::timestamptz, $8::bytea, inet_server_port()", *args)
+                got = list(row)
+                assert got[0] == values["int8"] and type(got[0]) is int
+                assert got[1] == values["numeric"]
+                assert got[2] == values["uuid"]
+                assert json.loads(got[3]) == json.loads(values["jsonb"])
+                assert got[4:8] == [values["int4[]"], values["text[]"], values["timestamptz"], values["bytea"]]
+                assert row[-1] == REPLICA_PORT
+                # ... and through a write (primary), read back from the primary directly.
+                await c.execute(f"INSERT INTO {t} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *args)
+                with direct_primary() as p:
+                    got = p.execute(f"SELECT i8, n, u, j, a, s, ts, b FROM {t}").fetchone()
+                assert got[0] == values["int8"]
+                assert got[1] == values["numeric"]
+                assert got[2] == values["uuid"]
+                assert got[3] == json.loads(values["jsonb"])
+                assert got[4] == values["int4[]"] and got[5] == values["text[]"]
+                assert got[6] == values["timestamptz"]
+                assert bytes(got[7]) == values["bytea"]
+            finally:
+                await c.execute(f"DROP TABLE {t}")
+        finally:
+            await c.close()
+    run(body())
+
+
+def test_transactions(table):
+    async def body():
+        c = await connect()
+        try:
+            async with c.transaction():
+                await c.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+                assert await c.fetchval("SELECT inet_server_port()") == PRIMARY_PORT
+                assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
+            assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+            with pytest.raises(RuntimeError):
+                async with c.transaction():
+                    await c.execute(f"INSERT INTO {table} VALUES (2, 'b')")
+                    raise RuntimeError("roll back")
+            assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+            wait_replay()
+            async with c.transaction(readonly=True):
+                row = await c.fetchrow(f"SELECT inet_server_port(), pg_is_in_recovery(), count(*) FROM {table}")
+                assert tuple(row) == (REPLICA_PORT, True, 1)
+            with pytest.raises(asyncpg.exceptions.ReadOnlySQLTransactionError):
+                async with c.transaction(readonly=True):
+                    await c.execute(f"INSERT INTO {table} VALUES (3, 'c')")
+            assert await c.fetchval("SELECT 1") == 1
+        finally:
+            await c.close()
+    run(body())
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+
+
+def test_timeout_cancels_and_connection_stays_usable():
+    async def body():
+        c = await connect()
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await c.execute("SELECT pg_sleep(20)", timeout=1)
+            # asyncpg sent a CancelRequest; the connection must be clean and usable.
+            assert await c.fetchval("SELECT 2 + 2") == 4
+            assert await c.fetchval("SELECT inet_server_port()") == REPLICA_PORT
+            # The cancelled statement is not still running on any backend.
+            for conn_fn in (direct_primary, direct_replica):
+                with conn_fn() as p:
+                    n = p.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'"
+                                  " AND state = 'active'").fetchone()[0]
+                    assert n == 0
+            with pytest.raises(asyncio.TimeoutError):
+                await c.fetchval("SELECT pg_sleep(20), 1", timeout=1)
+            assert await c.fetchval("SELECT 5") == 5
+        finally:
+            await c.close()
+    run(body())
+
+
+def test_executemany(table):
+    async def body():
+        c = await connect()
+        try:
+            await c.executemany(f"INSERT INTO {table} VALUES ($1, $2)", [(i, f"m{i}") for i in range(1, 201)])
+            assert await c.fetchval("SELECT 1") == 1
+        finally:
+            await c.close()
+    run(body())
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 200
+    assert primary_scalar(f"SELECT v FROM {table} WHERE id = 200") == "m200"

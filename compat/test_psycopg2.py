@@ -1,0 +1,152 @@
+"""psycopg2 through pgsplit: the basics."""
+
+import io
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import pytest
+
+from conftest import (PRIMARY_PORT, REPLICA_PORT, direct_primary, drop_table, primary_scalar, proxy_dsn,
+                      unique, wait_replay)
+
+
+def connect():
+    return psycopg2.connect(proxy_dsn(), connect_timeout=10)
+
+
+@pytest.fixture
+def table():
+    t = unique("compat_pg2")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {t} (id int primary key, v text)")
+    wait_replay()
+    yield t
+    drop_table(t)
+
+
+def test_autocommit_on_reads_replica_writes_primary(table):
+    c = connect()
+    try:
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SELECT inet_server_port(), pg_is_in_recovery()")
+        assert cur.fetchone() == (REPLICA_PORT, True)
+        cur.execute(f"INSERT INTO {table} VALUES (%s, %s) RETURNING inet_server_port()", (1, "a"))
+        assert cur.fetchone()[0] == PRIMARY_PORT
+        assert primary_scalar(f"SELECT v FROM {table} WHERE id = 1") == "a"
+    finally:
+        c.close()
+
+
+def test_autocommit_off_transaction_on_primary(table):
+    c = connect()
+    try:
+        cur = c.cursor()
+        cur.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+        cur.execute(f"SELECT inet_server_port(), count(*) FROM {table}")
+        assert cur.fetchone() == (PRIMARY_PORT, 1)
+        assert c.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
+        c.commit()
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+        cur.execute(f"DELETE FROM {table}")
+        c.rollback()
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+        # Even a pure read opened by psycopg2's implicit BEGIN is a read-write transaction.
+        cur.execute("SELECT inet_server_port()")
+        assert cur.fetchone()[0] == PRIMARY_PORT
+        c.rollback()
+    finally:
+        c.close()
+
+
+def test_set_session_readonly_reads_on_replica(table):
+    c = connect()
+    try:
+        c.set_session(readonly=True)
+        cur = c.cursor()
+        cur.execute("SELECT inet_server_port(), pg_is_in_recovery(), current_setting('transaction_read_only')")
+        assert cur.fetchone() == (REPLICA_PORT, True, "on")
+        c.commit()
+        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+            cur.execute(f"INSERT INTO {table} VALUES (1, 'x')")
+        c.rollback()
+        c.set_session(readonly=False)
+        cur.execute("SELECT inet_server_port()")
+        assert cur.fetchone()[0] == PRIMARY_PORT
+        c.rollback()
+    finally:
+        c.close()
+
+
+def test_named_cursors(table):
+    c = connect()
+    try:
+        cur = c.cursor()
+        cur.execute(f"INSERT INTO {table} SELECT g, 'v' || g FROM generate_series(1, 500) g")
+        named = c.cursor("compat_pg2_cur")
+        named.itersize = 50
+        named.execute(f"SELECT id, inet_server_port() FROM {table} ORDER BY id")
+        rows = list(named)
+        named.close()
+        assert [r[0] for r in rows] == list(range(1, 501))
+        assert {r[1] for r in rows} == {PRIMARY_PORT}
+        c.commit()
+        # A read-only session: the named cursor is served by the replica.
+        wait_replay()
+        c.set_session(readonly=True)
+        named = c.cursor("compat_pg2_cur_ro")
+        named.execute(f"SELECT id, inet_server_port() FROM {table} ORDER BY id")
+        first = named.fetchmany(7)
+        rest = named.fetchall()
+        named.close()
+        c.commit()
+        assert len(first + rest) == 500
+        assert {r[1] for r in first + rest} == {REPLICA_PORT}
+    finally:
+        c.close()
+
+
+def test_copy_expert_both_ways(table):
+    c = connect()
+    try:
+        c.autocommit = True
+        cur = c.cursor()
+        data = "".join(f"{i}\tcopy {i}\n" for i in range(1, 301))
+        cur.copy_expert(f"COPY {table} (id, v) FROM STDIN", io.StringIO(data))
+        assert cur.rowcount == 300
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 300
+        wait_replay()
+        out = io.StringIO()
+        cur.copy_expert(f"COPY (SELECT id, v FROM {table} ORDER BY id) TO STDOUT", out)
+        assert out.getvalue() == data
+        out = io.StringIO()
+        cur.copy_expert(f"COPY (SELECT inet_server_port()) TO STDOUT", out)
+        assert out.getvalue() == f"{REPLICA_PORT}\n"
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        c.close()
+
+
+def test_error_in_transaction_until_rollback(table):
+    c = connect()
+    try:
+        cur = c.cursor()
+        cur.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            cur.execute(f"INSERT INTO {table} VALUES (1, 'b')")
+        assert c.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INERROR
+        for stmt in ("SELECT 1", f"INSERT INTO {table} VALUES (2, 'c')", "SELECT inet_server_port()"):
+            with pytest.raises(psycopg2.errors.InFailedSqlTransaction) as e:
+                cur.execute(stmt)
+            assert e.value.pgcode == "25P02"
+        c.rollback()
+        assert c.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+        c.commit()
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
+    finally:
+        c.close()

@@ -1,0 +1,231 @@
+"""psycopg 3 through pgsplit."""
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import (PRIMARY_PORT, REPLICA_PORT, direct_primary, drop_table, primary_scalar, proxy_dsn,
+                      unique, wait_replay)
+
+
+def connect(**kw) -> psycopg.Connection:
+    kw.setdefault("connect_timeout", 10)
+    return psycopg.connect(proxy_dsn(), **kw)
+
+
+@pytest.fixture
+def table():
+    t = unique("compat_pg3")
+    with connect(autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id int primary key, v text)")
+    wait_replay()
+    yield t
+    drop_table(t)
+
+
+def test_autocommit_reads_on_replica():
+    with connect(autocommit=True) as c:
+        for _ in range(3):
+            assert c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone() == (REPLICA_PORT, True)
+        assert c.execute("SELECT %s::int + 1, inet_server_port()", (41,)).fetchone() == (42, REPLICA_PORT)
+
+
+def test_transaction_on_primary(table):
+    with connect() as c:  # autocommit off: psycopg opens BEGIN itself
+        c.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+        port, n = c.execute(f"SELECT inet_server_port(), count(*) FROM {table}").fetchone()
+        assert (port, n) == (PRIMARY_PORT, 1)
+        # Not yet visible outside the transaction.
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
+        c.commit()
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+        c.execute(f"INSERT INTO {table} VALUES (2, 'b')")
+        c.rollback()
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 1
+
+
+def test_read_only_transactions_on_replica(table):
+    with connect() as c:
+        c.read_only = True
+        port, rec = c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone()
+        assert (port, rec) == (REPLICA_PORT, True)
+        assert c.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+        assert c.execute("SHOW transaction_read_only").fetchone()[0] == "on"
+        c.commit()
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute(f"INSERT INTO {table} VALUES (1, 'x')")
+        c.rollback()
+        # Back to read-write: the next transaction is on the primary.
+        c.read_only = False
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == PRIMARY_PORT
+        c.commit()
+
+
+def test_prepared_statements_prepare_true(table):
+    with connect(autocommit=True) as c:
+        for i in range(1, 8):
+            assert c.execute(f"INSERT INTO {table} VALUES (%s, %s) RETURNING inet_server_port()",
+                             (i, f"v{i}"), prepare=True).fetchone()[0] == PRIMARY_PORT
+        wait_replay()
+        for i in range(1, 8):
+            assert c.execute(f"SELECT v, inet_server_port() FROM {table} WHERE id = %s", (i,),
+                             prepare=True).fetchone() == (f"v{i}", REPLICA_PORT)
+        # The statements really were prepared on the server (psycopg names them _pg3_N).
+        assert c.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_pg3\\_%%'",
+                         prepare=True).fetchone()[0] >= 2
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 7
+
+
+def test_prepare_threshold_zero(table):
+    with connect(autocommit=True, prepare_threshold=0) as c:
+        for i in range(1, 11):
+            assert c.execute(f"INSERT INTO {table} VALUES (%s, 'x') RETURNING id, inet_server_port()",
+                             (i,)).fetchone() == (i, PRIMARY_PORT)
+            # A read between writes, prepared as well.
+            assert c.execute("SELECT %s::int * 2, inet_server_port()", (i,)).fetchone() == (2 * i, REPLICA_PORT)
+        # Both kinds stayed prepared on their backends and are reused (no "does not exist").
+        for i in range(3):
+            assert c.execute("SELECT %s::int * 2, inet_server_port()", (i,)).fetchone() == (2 * i, REPLICA_PORT)
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 10
+
+
+def test_pipeline_mixed_reads_and_writes_in_order(table):
+    with connect(autocommit=True) as c:
+        with c.pipeline() as p:
+            curs = []
+            for i in range(1, 6):
+                curs.append(("w", i, c.execute(f"INSERT INTO {table} VALUES (%s, %s) RETURNING id, inet_server_port()",
+                                               (i, f"p{i}"))))
+                curs.append(("r", i, c.execute("SELECT %s::int + 1000, inet_server_port()", (i,))))
+            p.sync()
+            curs.append(("c", 0, c.execute(f"SELECT count(*) FROM {table}")))
+        for kind, i, cur in curs:
+            row = cur.fetchone()
+            if kind == "w":
+                assert row == (i, PRIMARY_PORT)
+            elif kind == "r":
+                assert row[0] == i + 1000
+    assert primary_scalar(f"SELECT string_agg(v, ',' ORDER BY id) FROM {table}") == "p1,p2,p3,p4,p5"
+
+
+def test_pipeline_in_transaction(table):
+    with connect() as c:
+        with c.pipeline():
+            c.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+            cur = c.execute(f"SELECT count(*), inet_server_port() FROM {table}")
+            c.execute(f"INSERT INTO {table} VALUES (2, 'b')")
+            cur2 = c.execute(f"SELECT count(*) FROM {table}")
+        assert cur.fetchone() == (1, PRIMARY_PORT)
+        assert cur2.fetchone()[0] == 2
+        c.commit()
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 2
+
+
+def test_named_cursor_over_a_read():
+    with connect() as c:
+        c.read_only = True
+        with c.cursor("compat_read_cur") as cur:
+            cur.itersize = 100
+            cur.execute("SELECT g, inet_server_port() FROM generate_series(1, 1000) g")
+            rows = list(cur)
+        assert len(rows) == 1000
+        assert [r[0] for r in rows] == list(range(1, 1001))
+        assert {r[1] for r in rows} == {REPLICA_PORT}
+        c.commit()
+
+
+def test_named_cursor_over_own_write_in_a_transaction(table):
+    with connect() as c:
+        c.execute(f"INSERT INTO {table} SELECT g, 'n' || g FROM generate_series(1, 300) g")
+        with c.cursor("compat_write_cur") as cur:
+            cur.execute(f"SELECT id, v, inet_server_port() FROM {table} ORDER BY id")
+            first = cur.fetchmany(10)
+            rest = cur.fetchall()
+        rows = first + rest
+        assert [r[0] for r in rows] == list(range(1, 301))
+        assert {r[2] for r in rows} == {PRIMARY_PORT}
+        c.commit()
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 300
+
+
+def test_copy_from_stdin_text_and_binary(table):
+    with connect(autocommit=True) as c:
+        with c.cursor() as cur:
+            with cur.copy(f"COPY {table} (id, v) FROM STDIN") as copy:
+                for i in range(1, 101):
+                    copy.write_row((i, f"t{i}"))
+            assert cur.rowcount == 100
+            with cur.copy(f"COPY {table} (id, v) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "text"])
+                for i in range(101, 201):
+                    copy.write_row((i, f"b{i}"))
+            assert cur.rowcount == 100
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 200
+    assert primary_scalar(f"SELECT v FROM {table} WHERE id = 150") == "b150"
+    assert primary_scalar(f"SELECT v FROM {table} WHERE id = 50") == "t50"
+
+
+def test_copy_to_stdout_text_and_binary(table):
+    with direct_primary() as p:
+        p.execute(f"INSERT INTO {table} SELECT g, 'c' || g FROM generate_series(1, 50) g")
+    wait_replay()
+    with connect(autocommit=True) as c:
+        with c.cursor() as cur:
+            with cur.copy(f"COPY (SELECT id, v, inet_server_port() FROM {table} ORDER BY id) TO STDOUT") as copy:
+                rows = list(copy.rows())
+            assert [r[0] for r in rows] == [str(i) for i in range(1, 51)]
+            assert {r[2] for r in rows} == {str(REPLICA_PORT)}
+            with cur.copy(f"COPY (SELECT id, v FROM {table} ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "text"])
+                rows = list(copy.rows())
+            assert rows == [(i, f"c{i}") for i in range(1, 51)]
+            with cur.copy(f"COPY {table} TO STDOUT") as copy:
+                data = b"".join(bytes(b) for b in copy)
+            assert data.count(b"\n") == 50
+        # The connection is fine afterwards.
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_notice_is_forwarded():
+    notices = []
+    with connect(autocommit=True) as c:
+        c.add_notice_handler(lambda d: notices.append(d.message_primary))
+        c.execute("DO $$ BEGIN RAISE NOTICE 'compat notice from %', inet_server_port(); END $$")
+        c.execute("SELECT 1")
+    assert notices == [f"compat notice from {PRIMARY_PORT}"]
+
+
+def test_listen_notify_reaches_an_idle_client():
+    chan = unique("compat_chan")
+    with connect(autocommit=True) as listener, connect(autocommit=True) as sender:
+        listener.execute(f"LISTEN {chan}")
+        sender.execute("SELECT pg_notify(%s, 'via-proxy')", (chan,))
+        with direct_primary() as p:
+            p.execute(sql.SQL("NOTIFY {}, 'direct'").format(sql.Identifier(chan)))
+        got = []
+        for n in listener.notifies(timeout=10, stop_after=2):
+            got.append((n.channel, n.payload))
+        assert got == [(chan, "via-proxy"), (chan, "direct")]
+        assert listener.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_pipeline_units_on_both_backends_stay_in_order(table):
+    """Sync after each statement: reads are units for main, writes units for writeable, pipelined
+    together; the answers must come back in the order sent."""
+    with connect(autocommit=True) as c:
+        with c.pipeline() as p:
+            curs = []
+            for i in range(1, 11):
+                curs.append(("r", i, c.execute("SELECT %s::int, inet_server_port(), pg_sleep(0.01 * (%s %% 3))",
+                                               (i, i))))
+                p.sync()
+                curs.append(("w", i, c.execute(f"INSERT INTO {table} VALUES (%s, 'q') RETURNING id, inet_server_port()",
+                                               (i,))))
+                p.sync()
+        for kind, i, cur in curs:
+            row = cur.fetchone()
+            if kind == "r":
+                assert row[:2] == (i, REPLICA_PORT)
+            else:
+                assert row == (i, PRIMARY_PORT)
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 10
