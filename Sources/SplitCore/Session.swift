@@ -161,6 +161,7 @@ public struct Session {
         var parsedHere: [String] = []
         var needed: [String] = []
         var sawFlushOnly = false
+        var firstText: Range<Int>?
         scan: while true {
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -183,6 +184,7 @@ public struct Session {
                     let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
                     infos.append(contentsOf: qc.statements)
                     parsedHere.append(name)
+                    if firstText == nil { firstText = sqlRange }
                 case UInt8(ascii: "B"):
                     guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
                           let stmtRange = cStringRange(buffer, from: portalRange.upperBound + 1, limit: f.end) else {
@@ -229,7 +231,8 @@ public struct Session {
             return batchEnd
         }
         guard ready(role, &out) else { return nil }
-        out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
+        // The log shows the batch's first statement text; bound values are never logged.
+        out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
         unit.swallowLeft = injectStatements(needed: needed, parsedHere: parsedHere, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)

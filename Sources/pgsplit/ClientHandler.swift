@@ -485,7 +485,7 @@ struct ShellOutput: SessionOutput {
 
     mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
         guard handler.config.logRouting else { return }
-        let text = String(decoding: sql.prefix(200), as: UTF8.self)
+        let text = sql.isEmpty ? "(a statement prepared earlier)" : String(decoding: sql.prefix(200), as: UTF8.self)
         Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
     }
 
