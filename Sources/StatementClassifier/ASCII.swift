@@ -48,8 +48,15 @@ enum ASCII {
         isLetter(c) || c == underscore || c >= 0x80
     }
 
+    /// Bit sets of the ASCII identifier characters, bytes 0-63 and 64-127: a letter, digit, `_` or `$`.
+    /// Integer literals, so the hot loop needs no table lookup through a lazily initialised global.
+    private static let identifierPartLow: UInt64 = (1 << 0x24) | (0x3FF << 0x30)
+    private static let identifierPartHigh: UInt64 = (0x3FF_FFFF << 1) | (1 << 31) | (0x3FF_FFFF << 33)
+
     @inline(__always) static func isIdentifierPart(_ c: UInt8) -> Bool {
-        isIdentifierStart(c) || isDigit(c) || c == dollar
+        if c < 64 { return (identifierPartLow >> UInt64(c)) & 1 != 0 }
+        if c < 128 { return (identifierPartHigh >> UInt64(c - 64)) & 1 != 0 }
+        return true
     }
 
     /// PostgreSQL's operator characters: ~ ! @ # ^ & | ` ? + - * / % < > =

@@ -24,6 +24,7 @@ public struct Classifier: Sendable {
         let bytes = base.assumingMemoryBound(to: UInt8.self)
         let count = utf8.count
         var statements: [StatementInfo] = []
+        statements.reserveCapacity(1)
         var position = 0
         while position < count {
             var reader = StatementReader(lexer: Lexer(bytes: bytes, count: count, position: position), functions: functions)
@@ -33,7 +34,7 @@ public struct Classifier: Sendable {
                 reader.lexer.skipToEnd()
                 if reader.lexer.malformed { info.target = .writeable }
                 if let hint = reader.lexer.hint { apply(hint, to: &info) }
-                statements.append(info)
+                statements.append(consume info)
             }
             position = reader.lexer.endOffset + 1
         }

@@ -11,7 +11,9 @@ enum FunctionEffect: Equatable {
     case setConfig
 }
 
-struct FunctionCatalog: Sendable {
+/// A class so that each statement's reader shares it with one reference count, not one per table array.
+/// Immutable after init (only `let`s of Sendable types), hence Sendable.
+final class FunctionCatalog: Sendable {
     private let builtins: NameTable
     private let policy: NameTable
 
@@ -54,8 +56,14 @@ struct FunctionCatalog: Sendable {
     /// then the built-in list, then the catalog's volatile functions.
     func effect(name: UnsafeBufferPointer<UInt8>, qualified: UnsafeBufferPointer<UInt8>?) -> FunctionEffect {
         if !policy.isEmpty {
-            var bits = policy.value(for: name)
-            if let qualified { bits |= policy.value(for: qualified) }
+            var bits = policyBits(name, qualified)
+            if bits == 0 && (hasUpperCase(name) || qualified.map(hasUpperCase) == true) {
+                // A quoted "My Fn" against a policy that lists names lower-cased: better a false "writes".
+                bits = withLowercased(name) { lowerName in
+                    guard let qualified else { return policyBits(lowerName, nil) }
+                    return withLowercased(qualified) { policyBits(lowerName, $0) }
+                }
+            }
             if bits & PolicyBit.readSafe != 0 { return .readSafe }
             if bits & PolicyBit.writing != 0 { return .writes }
             let builtin = builtinEffect(name)
@@ -63,6 +71,23 @@ struct FunctionCatalog: Sendable {
             return bits & PolicyBit.volatile != 0 ? .writes : .readSafe
         }
         return builtinEffect(name)
+    }
+
+    private func policyBits(_ name: UnsafeBufferPointer<UInt8>, _ qualified: UnsafeBufferPointer<UInt8>?) -> UInt8 {
+        var bits = policy.value(for: name)
+        if let qualified { bits |= policy.value(for: qualified) }
+        return bits
+    }
+
+    private func hasUpperCase(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        name.contains { $0 >= 0x41 && $0 <= 0x5A }
+    }
+
+    private func withLowercased<R>(_ name: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, name.count)) { buffer in
+            for i in 0..<name.count { buffer[i] = ASCII.lowercased(name[i]) }
+            return body(UnsafeBufferPointer(start: buffer.baseAddress, count: name.count))
+        }
     }
 
     private func builtinEffect(_ name: UnsafeBufferPointer<UInt8>) -> FunctionEffect {

@@ -28,7 +28,9 @@ struct Lexer {
 
     /// The next token of the statement, or `.end` (repeatedly) once the statement is over.
     mutating func next() -> Token {
-        skipSpaceAndComments()
+        // Most tokens follow one space: step over it here and call out only for more.
+        if position < count && bytes[position] == ASCII.space { position += 1 }
+        if position < count && bytes[position] <= ASCII.slash { skipSpaceAndComments() }
         let start = position
         guard start < count else {
             // An unclosed `(` at the end of the text.
@@ -212,6 +214,8 @@ struct Lexer {
     private mutating func skipSpaceAndComments() {
         while position < count {
             let c = bytes[position]
+            // Space, '-' and '/' are all below '0': most tokens start above it and leave at once.
+            if c > ASCII.slash { return }
             if ASCII.isSpace(c) {
                 position += 1
             } else if c == ASCII.minus && byte(position + 1) == ASCII.minus {

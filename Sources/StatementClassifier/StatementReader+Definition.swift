@@ -102,7 +102,7 @@ extension StatementReader {
             || matches(object, "text") || matches(object, "user") || matches(object, "access")
             || matches(object, "default") {
             let second = peek()
-            if second.kind == .word {
+            if second.kind == .word && (!matches(object, "user") || matches(second, "mapping")) {
                 _ = next()
                 command += " " + lowercasedText(second)
                 if matches(second, "data") || matches(second, "search") {

@@ -9,7 +9,7 @@ extension StatementReader {
         switch bytes[first.start] | 0x20 {
         case 0x61: // a
             if matches(first, "alter") { return alter() }
-            if matches(first, "abort") { return rollback(command: "abort", allowsPrepared: false) }
+            if matches(first, "abort") { return rollback(command: "abort", isAbort: true) }
             if matches(first, "analyze") || matches(first, "analyse") { return writeable("analyze") }
         case 0x62: // b
             if matches(first, "begin") { return begin(command: "begin") }
@@ -52,7 +52,7 @@ extension StatementReader {
         case 0x70: // p
             if matches(first, "prepare") { return prepare() }
         case 0x72: // r
-            if matches(first, "rollback") { return rollback(command: "rollback", allowsPrepared: true) }
+            if matches(first, "rollback") { return rollback(command: "rollback", isAbort: false) }
             if matches(first, "release") { return release() }
             if matches(first, "reset") { return reset() }
             if matches(first, "revoke") { return writeable("revoke") }
@@ -80,8 +80,9 @@ extension StatementReader {
         default:
             break
         }
-        // Not a command we know: the safe side.
-        return writeable(lowercasedText(first))
+        // Not a command we know: the safe side. Its name is kept short: it is for logs, and it may be garbage.
+        let shown = Token(kind: first.kind, start: first.start, end: min(first.end, first.start + 32))
+        return writeable(lowercasedText(shown))
     }
 
     // MARK: - Shapes shared by many commands

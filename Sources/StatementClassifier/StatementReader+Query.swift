@@ -24,7 +24,8 @@ extension StatementReader {
         case .word:
             if let command = queryCommand(first) {
                 features.command = command
-                if command == "insert" || command == "update" || command == "delete" || command == "merge" {
+                // A DML body (COPY (INSERT ... RETURNING) TO, DECLARE ... FOR INSERT ...) writes.
+                if !matches(first, "select") && !matches(first, "values") && !matches(first, "table") {
                     features.writes = true
                 }
             } else if matches(first, "with") {

@@ -178,8 +178,13 @@ extension StatementReader {
         if peek().kind == .openParen { skipParenthesized() }
         guard skip("as") else { return writeable("prepare") }
         let bodyFirst = next()
-        guard bodyFirst.kind != .end else { return writeable("prepare") }
+        guard bodyFirst.kind != .end, bodyNesting < Self.maximumBodyNesting else {
+            if bodyNesting >= Self.maximumBodyNesting { lexer.malformed = true }
+            return writeable("prepare")
+        }
+        bodyNesting += 1
         let body = readStatement(first: bodyFirst)
+        bodyNesting -= 1
         return StatementInfo(target: body.target, command: "prepare",
                              session: .prepare(name: statementName, target: body.target))
     }

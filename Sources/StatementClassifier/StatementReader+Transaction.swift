@@ -64,14 +64,14 @@ extension StatementReader {
         return transactionControl(.commit(chain: readChain()), command: command)
     }
 
-    /// ROLLBACK / ABORT [WORK | TRANSACTION] [AND [NO] CHAIN], ROLLBACK [...] TO [SAVEPOINT] name,
-    /// and ROLLBACK PREPARED 'gid'.
-    mutating func rollback(command: String, allowsPrepared: Bool) -> StatementInfo {
-        if allowsPrepared && skip("prepared") {
+    /// ROLLBACK / ABORT [WORK | TRANSACTION] [AND [NO] CHAIN]; ROLLBACK (not ABORT) also has
+    /// ROLLBACK [...] TO [SAVEPOINT] name and ROLLBACK PREPARED 'gid'.
+    mutating func rollback(command: String, isAbort: Bool) -> StatementInfo {
+        if !isAbort && skip("prepared") {
             return transactionControl(.finishPrepared, command: "rollback prepared")
         }
         if !skip("work") { _ = skip("transaction") }
-        if allowsPrepared && skip("to") {
+        if !isAbort && skip("to") {
             return transactionControl(.rollbackToSavepoint, command: command)
         }
         return transactionControl(.rollback(chain: readChain()), command: command)

@@ -28,8 +28,13 @@ extension StatementReader {
                 token = next()
             }
         }
-        guard token.kind != .end else { return writeable("explain") }
+        guard token.kind != .end, bodyNesting < Self.maximumBodyNesting else {
+            if bodyNesting >= Self.maximumBodyNesting { lexer.malformed = true }
+            return writeable("explain")
+        }
+        bodyNesting += 1
         let body = readStatement(first: token)
+        bodyNesting -= 1
         if analyze {
             return StatementInfo(target: body.target, command: "explain", session: body.session, pin: body.pin,
                                  executes: body.executes, settingValue: body.settingValue)

@@ -2,7 +2,14 @@
 /// `StatementReader+...` files; this file holds the token helpers they share.
 struct StatementReader {
     var lexer: Lexer
-    let functions: FunctionCatalog
+    /// Unowned: a reader lives only inside `Classifier.classify`, whose `self` holds the catalog for the
+    /// whole call, so the catalog outlives every reader; this saves two atomic reference-count operations
+    /// per statement.
+    unowned(unsafe) let functions: FunctionCatalog
+    /// How many EXPLAIN / PREPARE bodies we are inside: bounded so that `EXPLAIN EXPLAIN ...` cannot
+    /// exhaust the stack.
+    var bodyNesting = 0
+    static let maximumBodyNesting = 4
 
     var bytes: UnsafePointer<UInt8> { lexer.bytes }
 

@@ -72,6 +72,12 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(classifier.classify(bigInsert).target, .writeable)
         let openComments = String(repeating: "/*", count: 10_000)
         XCTAssertEqual(classifier.classify(openComments).statements.count, 0)
+        let deepExplain = String(repeating: "EXPLAIN ", count: 100_000) + "SELECT 1"
+        XCTAssertEqual(classifier.classify(deepExplain).target, .writeable)
+        let deepPrepare = String(repeating: "PREPARE p AS ", count: 100_000) + "SELECT 1"
+        XCTAssertEqual(classifier.classify(deepPrepare).target, .writeable)
+        let longWord = String(repeating: "x", count: 1_000_000)
+        XCTAssertEqual(classifier.classify(longWord).statements.first?.command.count, 32)
         let manyDollars = String(repeating: "$a$", count: 1_001)
         XCTAssertEqual(classifier.classify("SELECT " + manyDollars).target, .writeable)
     }
