@@ -25,7 +25,7 @@ public struct SessionSettings: Sendable {
 /// before a unit goes to the other backend, the session waits until every earlier unit has answered,
 /// so responses reach the client in the order it asked.
 public struct Session {
-    public let settings: SessionSettings
+    public private(set) var settings: SessionSettings
     public var classifier: Classifier
 
     var backends: [BackendState] = [BackendState(), BackendState()]
@@ -624,6 +624,18 @@ public struct Session {
     }
 
     // MARK: - Backend lifecycle
+
+    /// True while a backend is being opened for this session.
+    public var isOpeningBackend: Bool { backends.contains { $0.status == .opening } }
+
+    /// A reload changed the backends: forget `roles` (the shell has released their connections) and
+    /// adopt whether a writeable backend exists. Call only while the session is idle; forgotten
+    /// backends are opened again on demand, with the session's state replayed.
+    public mutating func reconfigure(hasWriteable: Bool, forget roles: [BackendRole]) {
+        settings.hasWriteable = hasWriteable
+        for role in roles { backends[role.rawValue] = BackendState() }
+        if !hasWriteable { pinned = nil }
+    }
 
     /// The shell opened `role` (connected, authenticated, startup parameters applied).
     public mutating func backendOpened(_ role: BackendRole) {

@@ -22,7 +22,8 @@ final class ClientHandler: @unchecked Sendable {
     let client: Connection
     let loop: EventLoop
     let id: Int
-    let config: ProxyConfig
+    var config: ProxyConfig
+    var configGeneration: Int
     var phase = Phase.startup
 
     // Startup-phase input (framed with PostgresWire); after login, `clientInput`.
@@ -51,6 +52,7 @@ final class ClientHandler: @unchecked Sendable {
         self.loop = client.loop
         self.id = id
         self.config = config
+        self.configGeneration = server.configGeneration
     }
 
     // MARK: - Start and startup packet
@@ -137,8 +139,11 @@ final class ClientHandler: @unchecked Sendable {
 
     func handleStartupPacket(_ packet: StartupPacket) {
         switch packet {
-        case .sslRequest, .gssEncRequest:
-            // No TLS / GSS encryption yet: the client goes on in the clear (or gives up, per its sslmode).
+        case .sslRequest:
+            // `S` and a TLS handshake when client_tls_* offers TLS, else `N` (see BackendLink.swift).
+            answerSSLRequest()
+        case .gssEncRequest:
+            // No GSS encryption: the client goes on in the clear (or gives up, per its gssencmode).
             client.write([UInt8(ascii: "N")])
         case .cancel(let pid, let key):
             server.cancel(CancelKey(processID: pid, secretKey: key))
@@ -148,6 +153,12 @@ final class ClientHandler: @unchecked Sendable {
             user = StartupPacket.parameter("user", in: parameters) ?? ""
             databaseName = StartupPacket.parameter("database", in: parameters) ?? user
             startupParameters = parameters.filter { !["user", "database", "replication"].contains($0.0) }
+            if let refusal = tlsLoginRefusal() {
+                // TLS required but not used, or auth_type = cert and no matching certificate.
+                Log.info("session \(id): login refused for user \"\(user)\" from \(client.remoteAddress): \(refusal.message)")
+                fail(code: SQLState.invalidAuthorizationSpecification, message: refusal.message, hint: refusal.hint)
+                return
+            }
             guard let database = config.database(named: databaseName) else {
                 fail(code: SQLState.invalidCatalogName, message: "database \"\(databaseName)\" does not exist",
                      hint: "pgsplit serves: \(config.databases.map(\.name).joined(separator: ", ")).")
@@ -159,6 +170,7 @@ final class ClientHandler: @unchecked Sendable {
             case .trust: method = .trust
             case .md5: method = .md5
             case .password: method = .password
+            case .cert: method = .trust // the certificate was checked by tlsLoginRefusal()
             default: method = .scramSHA256
             }
             var authenticator = ClientAuthenticator(method: method, user: user,
@@ -326,10 +338,38 @@ final class ClientHandler: @unchecked Sendable {
         phase = .ready
     }
 
+    // MARK: - Reload
+
+    /// A reload happened: an idle session moves to the new backends (a transaction in progress, or a
+    /// session pinned to its writeable connection, finishes where it started and moves later).
+    func adoptNewConfiguration() {
+        guard let current = session, current.isIdle, current.pinned == nil, !current.isOpeningBackend else { return }
+        let fresh = server.config
+        configGeneration = server.configGeneration
+        guard let newDatabase = fresh.database(named: databaseName), let oldDatabase = database else { return }
+        config = fresh
+        database = newDatabase
+        let oldMain = oldDatabase.databaseRouting ? oldDatabase.backend(forRoutedUser: user) : oldDatabase.main
+        let newMain = newDatabase.databaseRouting ? newDatabase.backend(forRoutedUser: user) : newDatabase.main
+        var forget: [BackendRole] = []
+        if oldMain != newMain { forget.append(.main) }
+        if oldDatabase.writeable != newDatabase.writeable { forget.append(.writeable) }
+        guard !forget.isEmpty || (oldDatabase.writeable == nil) != (newDatabase.writeable == nil) else { return }
+        let pool = server.pool(for: loop)
+        for role in forget {
+            guard let backend = backends[role.rawValue] else { continue }
+            backends[role.rawValue] = nil
+            pool.release(backend.connection, key: BackendPool.Key(backend.login), info: backend.info, createdAt: backend.createdAt)
+        }
+        session!.reconfigure(hasWriteable: newDatabase.writeable != nil, forget: forget)
+        Log.info("session \(id): moved to the reloaded configuration")
+    }
+
     // MARK: - Moving bytes
 
     func pumpClient() {
         guard case .ready = phase, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
+        if server.configGeneration != configGeneration { adoptNewConfiguration() }
         let generation = server.catalogGeneration
         if generation != catalogGeneration {
             catalogGeneration = generation

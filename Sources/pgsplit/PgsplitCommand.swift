@@ -47,7 +47,7 @@ enum Runner {
             Log.info("configuration \(configPath) passed every check")
             return 0
         }
-        let server = ProxyServer(config: config, group: group, policies: outcome.policies)
+        let server = ProxyServer(config: config, configPath: configPath, group: group, policies: outcome.policies)
         do {
             try server.start()
         } catch {
@@ -79,7 +79,10 @@ enum Runner {
             sigwait(&set, &signal)
             switch signal {
             case SIGHUP:
-                Log.info("SIGHUP: reload is not supported yet; the running configuration stays in force")
+                switch server.reload() {
+                case .success(let summary): Log.info("SIGHUP: configuration reloaded: \(summary)")
+                case .failure(let failure): Log.error("SIGHUP: reload refused, the running configuration stays in force: \(failure)")
+                }
             default:
                 Log.info("\(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down (\(server.sessionCount) sessions)")
                 server.stopListening()

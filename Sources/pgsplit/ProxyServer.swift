@@ -15,7 +15,16 @@ struct CancelKey: Hashable, Sendable {
 /// a dictionary operation.
 final class ProxyServer: Sendable {
     let group: EventLoopGroup
-    let config: ProxyConfig
+    let configPath: String
+    private let current: Mutex<ProxyConfig>
+    private let configGenerationCounter = Atomic<Int>(0)
+    /// Serialises reloads (SIGHUP and the admin console may ask at once).
+    private let reloading = Mutex<Void>(())
+
+    /// The configuration in force: sessions take it at login and adopt a newer one when idle.
+    var config: ProxyConfig { current.withLock { $0 } }
+    /// Bumped by every successful reload.
+    var configGeneration: Int { configGenerationCounter.load(ordering: .acquiring) }
     private let listeners = Mutex<[Listener]>([])
     private let sessions = Mutex<[CancelKey: ClientHandler]>([:])
     private let classifiers: Mutex<[String: Classifier]>
@@ -27,8 +36,9 @@ final class ProxyServer: Sendable {
     /// Bumped whenever a database's function catalog changes; sessions compare it before each batch.
     var catalogGeneration: Int { catalogGenerationCounter.load(ordering: .acquiring) }
 
-    init(config: ProxyConfig, group: EventLoopGroup, policies: [String: FunctionPolicy]) {
-        self.config = config
+    init(config: ProxyConfig, configPath: String, group: EventLoopGroup, policies: [String: FunctionPolicy]) {
+        self.current = Mutex(config)
+        self.configPath = configPath
         self.group = group
         var classifiers: [String: Classifier] = [:]
         for database in config.databases {
@@ -44,6 +54,7 @@ final class ProxyServer: Sendable {
     func pool(for loop: EventLoop) -> BackendPool { pools[ObjectIdentifier(loop)]! }
 
     func start() throws {
+        let config = self.config
         var opened: [Listener] = []
         for address in config.listen {
             let host = address.listensOnAllInterfaces ? "0.0.0.0" : address.host
@@ -56,6 +67,7 @@ final class ProxyServer: Sendable {
     }
 
     private func accept(_ connection: Connection) {
+        let config = self.config
         let id = nextSessionID.wrappingAdd(1, ordering: .relaxed).oldValue
         let count = sessions.withLock { $0.count }
         if count >= config.maxClientConnections {
@@ -118,6 +130,7 @@ final class ProxyServer: Sendable {
     /// DDL may have created or changed functions: reload that database's catalog, then call `done`
     /// (from any thread).
     func refreshFunctions(database: String, done: @escaping @Sendable () -> Void) {
+        let config = self.config
         guard let db = config.database(named: database) else { return done() }
         FunctionCatalog.load(database: db, config: config, on: group.next()) { [self] policy in
             if let policy {
@@ -125,6 +138,42 @@ final class ProxyServer: Sendable {
                 catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
             }
             done()
+        }
+    }
+
+    // MARK: Reload
+
+    /// Re-reads the configuration file and checks it exactly as at start. On success the new
+    /// configuration is in force for new statements; on failure the running one stays. Blocks the
+    /// calling thread: never call it on a loop.
+    func reload() -> Result<String, ReloadFailure> {
+        reloading.withLock { _ in
+            let fresh: ProxyConfig
+            do {
+                fresh = try ProxyConfig.load(path: configPath)
+            } catch {
+                return .failure(ReloadFailure(reason: "\(error)"))
+            }
+            let outcome = StartupChecks.run(config: fresh, group: group)
+            for warning in outcome.warnings { Log.warning(warning) }
+            if let refusal = outcome.refusals.first {
+                return .failure(ReloadFailure(reason: refusal))
+            }
+            if fresh.listen != config.listen {
+                Log.warning("reload: listen addresses change only at restart")
+            }
+            classifiers.withLock { classifiers in
+                for database in fresh.databases {
+                    classifiers[database.name] = Classifier(policy: outcome.policies[database.name] ?? FunctionPolicy())
+                }
+            }
+            current.withLock { $0 = fresh }
+            catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
+            configGenerationCounter.wrappingAdd(1, ordering: .releasing)
+            let summary = fresh.databases.map { db in
+                "\(db.name): main \(db.main.label), " + (db.writeable.map { "writeable \($0.label)" } ?? "no writeable")
+            }.joined(separator: "; ")
+            return .success(summary)
         }
     }
 
@@ -138,4 +187,9 @@ final class ProxyServer: Sendable {
         }
         for listener in current { listener.close() }
     }
+}
+
+struct ReloadFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
 }
