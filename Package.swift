@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig"]),
 
         // I/O only; knows no SQL.
-        .target(name: "DispatchTransport", dependencies: ["CSocketShim"]),
+        .target(name: "DispatchTransport", dependencies: ["CSocketShim", "CLibSSL"]),
 
         .executableTarget(
             name: "pgsplit",

@@ -9,7 +9,8 @@
 # DIR/primary and DIR/replica, their logs (every statement) in DIR/primary.log and DIR/replica.log.
 # Superuser: "postgres" over the unix socket (trust). Database "app"; roles app_rw / app_ro and the
 # client users alice (SCRAM), bob (md5), carol, admin. When run as root the servers run as the
-# ordinary OS user "pgsplit".
+# ordinary OS user "pgsplit". Both servers have ssl = on with a certificate for localhost and
+# 127.0.0.1 signed by a test CA: DIR/tls/ca.crt (clients may also connect without TLS).
 set -euo pipefail
 
 PG_MAJOR=15
@@ -128,6 +129,47 @@ ALTER DEFAULT PRIVILEGES FOR ROLE app_rw, alice, bob, carol IN SCHEMA public
 SQL
 }
 
+# A CA and a server certificate for localhost / 127.0.0.1 in DIR/tls (made once), so that clients
+# can use sslmode=verify-full with sslrootcert=DIR/tls/ca.crt.
+ensure_tls() {
+  if [[ ! -s $TLS/server.crt || ! -s $TLS/server.key || ! -s $TLS/ca.crt ]]; then
+    command -v openssl >/dev/null || die "openssl is needed to make the test certificates"
+    log "making a test CA and server certificate in $TLS"
+    mkdir -p "$TLS"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" -days 3650 \
+      -subj "/CN=pg-pair test CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$TLS/server.key" -out "$TLS/server.csr" -subj "/CN=localhost" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TLS/server.ext"
+    openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -set_serial "$RANDOM$RANDOM" \
+      -days 3650 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
+    rm -f "$TLS/server.csr" "$TLS/server.ext"
+  fi
+  chmod 755 "$TLS"
+  chmod 644 "$TLS/ca.crt" "$TLS/server.crt"
+  chmod 600 "$TLS/server.key" "$TLS/ca.key"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown "$OS_USER" "$TLS/server.key" "$TLS/server.crt"
+  fi
+}
+
+# Turns on ssl in a data folder's configuration (once); reloads a running server. The md5 "host"
+# lines match clients with and without TLS, so non-TLS clients keep working.
+enable_ssl() { # DATADIR
+  local conf=$1/postgresql.conf
+  grep -q '^# --- pg-pair tls ---' "$conf" && return 0
+  cat >>"$conf" <<CONF
+# --- pg-pair tls ---
+ssl = on
+ssl_cert_file = '$TLS/server.crt'
+ssl_key_file = '$TLS/server.key'
+CONF
+  if running "$1"; then
+    as_pg "$PGBIN/pg_ctl" reload -D "$1" >/dev/null
+  fi
+}
+
 cmd_start() {
   local pport=$1 rport=$2
   [[ $pport =~ ^[0-9]+$ && $rport =~ ^[0-9]+$ ]] || usage
@@ -155,6 +197,8 @@ host    replication  all   127.0.0.1/32   md5
 HBA
     fresh=1
   fi
+  ensure_tls
+  enable_ssl "$PRIMARY"
   if ! running "$PRIMARY"; then
     as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$PRIMARY" -l "$DIR/primary.log" >/dev/null
   fi
@@ -175,6 +219,7 @@ HBA
       echo "primary_slot_name = ''"
     } >>"$REPLICA/postgresql.conf"
   fi
+  enable_ssl "$REPLICA"
   if ! running "$REPLICA"; then
     as_pg "$PGBIN/pg_ctl" start -w -t 60 -D "$REPLICA" -l "$DIR/replica.log" >/dev/null
   fi
@@ -225,6 +270,7 @@ DIR=$(cd "$DIR" 2>/dev/null && pwd) || die "cannot use folder $2"
 PRIMARY=$DIR/primary
 REPLICA=$DIR/replica
 SOCK=$DIR/sock
+TLS=$DIR/tls
 
 case $CMD in
   start) [[ $# -eq 4 ]] || usage; cmd_start "$3" "$4" ;;

@@ -36,7 +36,7 @@ public final class Connection: @unchecked Sendable {
 
     public private(set) var isClosed = false
     public private(set) var isAboveHighWater = false
-    public var pendingOutputBytes: Int { output.count }
+    public var pendingOutputBytes: Int { output.count + (tls?.pendingCiphertext ?? 0) }
     public var isReadingPaused: Bool { readingPaused }
 
     let fd: Int32
@@ -49,6 +49,17 @@ public final class Connection: @unchecked Sendable {
     private var closeWhenFlushed = false
     private var pendingCloseError: TransportError?
     private var connectAttempt: ConnectAttempt?
+    /// Set by `startTLS`; nil keeps every byte path a plain socket call.
+    private var tls: TLSSession?
+    /// What the TLS handshake established; nil while the connection is not (yet) encrypted.
+    public private(set) var tlsPeer: TLSPeerInfo?
+    /// Whether the connection runs TLS (handshake finished).
+    public var isTLS: Bool { tlsPeer != nil }
+
+    /// Plaintext writes wait in `output` (connect or TLS handshake in progress).
+    private var outputHeld: Bool {
+        connectAttempt != nil || (tls?.handshaking ?? false)
+    }
 
     /// Reads per wake-up before yielding the loop to other sockets (fairness under a flood).
     private static let maxReadsPerWakeup = 16
@@ -83,6 +94,7 @@ public final class Connection: @unchecked Sendable {
         readingStarted = true
         if !readingPaused {
             updateReadInterest(true)
+            scheduleBufferedTLSInput()
         }
     }
 
@@ -103,6 +115,7 @@ public final class Connection: @unchecked Sendable {
         readingPaused = false
         if readingStarted && !isClosed && !closeWhenFlushed {
             updateReadInterest(true)
+            scheduleBufferedTLSInput()
         }
     }
 
@@ -117,7 +130,7 @@ public final class Connection: @unchecked Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         loop.assertInEventLoop()
         guard !isClosed, !closeWhenFlushed, bytes.count > 0 else { return }
-        if batchDepth > 0 || !output.isEmpty || connectAttempt != nil {
+        if batchDepth > 0 || !output.isEmpty || outputHeld || (tls?.backlog.isEmpty == false) {
             output.append(bytes)
             noteOutputGrew()
             return
@@ -138,6 +151,10 @@ public final class Connection: @unchecked Sendable {
                 return
             }
         }
+        if let tls, !tls.backlog.isEmpty {
+            // The socket took the plaintext's ciphertext only in part: send the rest when writable.
+            updateWriteInterest(true)
+        }
     }
 
     /// Gathers the writes until the matching `endBatch()` into one send. Nests.
@@ -151,7 +168,7 @@ public final class Connection: @unchecked Sendable {
         loop.assertInEventLoop()
         precondition(batchDepth > 0, "endBatch() without beginBatch()")
         batchDepth -= 1
-        if batchDepth == 0 && !isClosed && !writeInterest && connectAttempt == nil {
+        if batchDepth == 0 && !isClosed && !writeInterest && !outputHeld {
             flush(fromCaller: true)
         }
     }
@@ -173,7 +190,7 @@ public final class Connection: @unchecked Sendable {
         if readingStarted && !readingPaused {
             updateReadInterest(false)
         }
-        if batchDepth == 0 && !writeInterest && connectAttempt == nil {
+        if batchDepth == 0 && !writeInterest && !outputHeld {
             flush(fromCaller: true)
         }
     }
@@ -183,6 +200,11 @@ public final class Connection: @unchecked Sendable {
     /// Marks the connection closed, releases the socket and the handlers, and reports `error`.
     func closeNow(_ error: TransportError?, notifyLater: Bool) {
         guard !isClosed else { return }
+        if error == nil, let tls, !tls.handshaking {
+            // A polite end: close_notify, sent if the socket takes it at once.
+            tls.shutdown()
+            _ = sendCiphertext(tls)
+        }
         isClosed = true
         output.removeAll()
         if let watcher {
@@ -195,6 +217,13 @@ public final class Connection: @unchecked Sendable {
         if let attempt = connectAttempt {
             connectAttempt = nil
             attempt.socketFailed(self, error ?? .io(operation: "connect", errno: ECONNABORTED))
+        }
+        if let tls {
+            self.tls = nil
+            if let completion = tls.completion {
+                tls.completion = nil
+                completion(.failure(TLSError(error.map { "\($0)" } ?? "the connection was closed during the TLS handshake")))
+            }
         }
         onRead = nil
         onWritableAgain = nil
@@ -246,6 +275,22 @@ public final class Connection: @unchecked Sendable {
 
     /// Sends pending output until done or the kernel is full.
     private func flush(fromCaller: Bool) {
+        if let tls {
+            switch sendCiphertext(tls) {
+            case .failed(let error):
+                closeNow(error, notifyLater: fromCaller)
+                return
+            case .wouldBlock:
+                updateWriteInterest(true)
+                noteOutputDrained(fromCaller: fromCaller)
+                return
+            case .sent:
+                if tls.handshaking {
+                    updateWriteInterest(false)
+                    return
+                }
+            }
+        }
         while !output.isEmpty {
             switch transmit(output.pending) {
             case .sent(let count):
@@ -258,6 +303,11 @@ public final class Connection: @unchecked Sendable {
                 closeNow(error, notifyLater: fromCaller)
                 return
             }
+        }
+        if let tls, !tls.backlog.isEmpty {
+            updateWriteInterest(true)
+            noteOutputDrained(fromCaller: fromCaller)
+            return
         }
         updateWriteInterest(false)
         if closeWhenFlushed {
@@ -286,6 +336,7 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func transmit(_ bytes: UnsafeRawBufferPointer) -> TransmitResult {
+        if let tls { return transmitTLS(tls, bytes) }
         while true {
             let count = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
             if count >= 0 { return .sent(count) }
@@ -305,6 +356,7 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func receive(into buffer: UnsafeMutableRawBufferPointer) -> ReceiveResult {
+        if let tls { return receiveTLS(tls, into: buffer) }
         while true {
             let count = recv(fd, buffer.baseAddress, buffer.count, 0)
             if count > 0 { return .received(count) }
@@ -335,7 +387,7 @@ public final class Connection: @unchecked Sendable {
         updateWriteInterest(false)
         attempt.socketConnected(self)
         // Anything written between connect and now was buffered.
-        if !isClosed && batchDepth == 0 && !output.isEmpty {
+        if !isClosed && batchDepth == 0 && !output.isEmpty && !outputHeld {
             flush(fromCaller: false)
         }
     }
@@ -345,13 +397,19 @@ extension Connection: SocketReadinessHandler {
     func socketReadable() {
         let buffer = loop.readBuffer
         var reads = 0
-        while !isClosed && readingStarted && !readingPaused && !closeWhenFlushed {
+        while !isClosed && ((readingStarted && !readingPaused && !closeWhenFlushed) || (tls?.handshaking ?? false)) {
             switch receive(into: buffer) {
             case .received(let count):
                 onRead?(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
                 reads += 1
-                // A short read drained the socket: skip the read that would only say EAGAIN.
-                if count < buffer.count || reads >= Connection.maxReadsPerWakeup { return }
+                if tls == nil {
+                    // A short read drained the socket: skip the read that would only say EAGAIN.
+                    if count < buffer.count || reads >= Connection.maxReadsPerWakeup { return }
+                } else if reads >= Connection.maxReadsPerWakeup {
+                    // Records already taken off the socket raise no new readiness event.
+                    scheduleBufferedTLSInput()
+                    return
+                }
             case .wouldBlock:
                 return
             case .endOfStream:
@@ -372,4 +430,182 @@ extension Connection: SocketReadinessHandler {
             flush(fromCaller: false)
         }
     }
+}
+
+// MARK: - TLS
+
+extension Connection {
+    /// Starts TLS on this connection: as a server when `context` is a server context (after
+    /// answering a PostgreSQL SSLRequest with `S`), as a client otherwise (after the server's `S`).
+    /// `serverName` (client only) is sent as SNI and, with `.chainAndHost` verification, must match
+    /// the server's certificate.
+    ///
+    /// Call on `loop`, with nothing received beyond the last plaintext byte (the caller checks
+    /// that no plaintext followed the `S` / SSLRequest). The handshake runs on the loop over memory
+    /// BIOs; writes made meanwhile wait, and go out encrypted afterwards. `completion` runs once, on
+    /// the loop, never inside this call: `.success` with what the peer showed, from which point
+    /// `onRead` gets plaintext and `write` takes plaintext; `.failure` when the handshake failed,
+    /// after which the connection closes (`onClose` follows with `.tls`).
+    public func startTLS(context: TLSContext, serverName: String? = nil,
+                         completion: @escaping (Result<TLSPeerInfo, TLSError>) -> Void) {
+        loop.assertInEventLoop()
+        guard !isClosed else {
+            let later = LoopConfined(completion)
+            loop.execute { later.value(.failure(TLSError("the connection is closed"))) }
+            return
+        }
+        guard tls == nil else {
+            let later = LoopConfined(completion)
+            loop.execute { later.value(.failure(TLSError("TLS was already started on this connection"))) }
+            return
+        }
+        let session: TLSSession
+        do {
+            session = try TLSSession(context: context, serverName: serverName)
+        } catch {
+            let later = LoopConfined(completion)
+            loop.execute { later.value(.failure(error)) }
+            closeNow(.tls(error.message), notifyLater: true)
+            return
+        }
+        // Plaintext still queued (e.g. the `S` itself) goes out ahead of any ciphertext.
+        if !output.isEmpty {
+            session.backlog.append(output.pending)
+            output.removeAll()
+        }
+        session.completion = completion
+        tls = session
+        if case .failed(let error) = session.role == .client ? session.stepHandshake() : .needInput {
+            closeNow(.tls(error.message), notifyLater: true)
+            return
+        }
+        // The handshake needs the peer's bytes even when the owner is not reading yet.
+        updateReadInterest(true)
+        flush(fromCaller: true)
+    }
+
+    /// Sends the TLS layer's ciphertext backlog.
+    fileprivate enum CiphertextResult {
+        case sent
+        case wouldBlock
+        case failed(TransportError)
+    }
+
+    fileprivate func sendCiphertext(_ tls: TLSSession) -> CiphertextResult {
+        tls.collectOutput()
+        while !tls.backlog.isEmpty {
+            let pending = tls.backlog.pending
+            let count = send(fd, pending.baseAddress, pending.count, Int32(MSG_NOSIGNAL))
+            if count >= 0 {
+                tls.backlog.consume(count)
+                continue
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            default: return .failed(.lastError("send"))
+            }
+        }
+        return .sent
+    }
+
+    fileprivate func transmitTLS(_ tls: TLSSession, _ bytes: UnsafeRawBufferPointer) -> TransmitResult {
+        switch sendCiphertext(tls) {
+        case .failed(let error): return .failed(error)
+        case .wouldBlock: return .wouldBlock
+        case .sent: break
+        }
+        // Encrypt at most 256 KiB at a time, so that unsent ciphertext stays bounded.
+        let chunk = min(bytes.count, 256 * 1024)
+        let written = tls.write(UnsafeRawBufferPointer(rebasing: bytes[..<chunk]))
+        guard written > 0 else {
+            return .failed(.tls("TLS write failed: \(drainOpenSSLErrors())"))
+        }
+        if case .failed(let error) = sendCiphertext(tls) { return .failed(error) }
+        return .sent(written)
+    }
+
+    fileprivate func receiveTLS(_ tls: TLSSession, into buffer: UnsafeMutableRawBufferPointer) -> ReceiveResult {
+        while true {
+            if tls.handshaking {
+                switch tls.stepHandshake() {
+                case .finished:
+                    if case .failed(let error) = sendCiphertext(tls) { return .failed(error) }
+                    handshakeFinished(tls)
+                    // The completion may have closed us or stopped reading; the caller's loop rechecks.
+                    if isClosed || !readingStarted || readingPaused || closeWhenFlushed { return .wouldBlock }
+                    continue
+                case .failed(let error):
+                    _ = sendCiphertext(tls) // the alert, if the socket takes it
+                    return .failed(.tls(error.message))
+                case .needInput:
+                    if case .failed(let error) = sendCiphertext(tls) { return .failed(error) }
+                    if !tls.backlog.isEmpty { updateWriteInterest(true) }
+                }
+            } else {
+                switch tls.read(into: buffer) {
+                case .data(let count):
+                    if !tls.backlog.isEmpty || tls.pendingCiphertext > 0 {
+                        // Reading can produce output (key updates): send it along.
+                        if case .failed(let error) = sendCiphertext(tls) { return .failed(error) }
+                        if !tls.backlog.isEmpty { updateWriteInterest(true) }
+                    }
+                    return .received(count)
+                case .closed:
+                    return .endOfStream
+                case .failed(let why):
+                    return .failed(.tls(why))
+                case .needInput:
+                    break
+                }
+            }
+            // OpenSSL needs more ciphertext: take it from the socket.
+            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
+            if count > 0 {
+                tls.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                continue
+            }
+            if count == 0 {
+                if tls.handshaking {
+                    return .failed(.tls("TLS handshake failed: the peer closed the connection"))
+                }
+                return .endOfStream
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            default: return .failed(.lastError("recv"))
+            }
+        }
+    }
+
+    private func handshakeFinished(_ tls: TLSSession) {
+        tlsPeer = tls.peerInfo()
+        if !readingStarted || readingPaused {
+            updateReadInterest(false)
+        }
+        if let completion = tls.completion {
+            tls.completion = nil
+            completion(.success(tlsPeer!))
+        }
+        // Writes made during the handshake were held: encrypt and send them now.
+        if !isClosed && batchDepth == 0 && !writeInterest && (!output.isEmpty || closeWhenFlushed) {
+            flush(fromCaller: false)
+        }
+    }
+
+    /// Decrypted or undecrypted input inside OpenSSL raises no socket event: look again soon.
+    fileprivate func scheduleBufferedTLSInput() {
+        guard let tls, !tls.handshaking, tls.hasBufferedInput else { return }
+        loop.execute { [self] in
+            if !isClosed { socketReadable() }
+        }
+    }
+}
+
+/// Carries a loop-bound value (e.g. a non-Sendable callback) through `EventLoop.execute`.
+/// Sendable by confinement: created on a loop and unwrapped only on that same loop.
+final class LoopConfined<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

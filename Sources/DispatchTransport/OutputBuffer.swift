@@ -33,6 +33,15 @@ final class OutputBuffer {
         end += bytes.count
     }
 
+    /// Appends up to `maximum` bytes written in place by `fill`, which returns how many it wrote.
+    func append(upTo maximum: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int) {
+        if capacity - end < maximum {
+            makeRoom(for: maximum)
+        }
+        let written = fill(UnsafeMutableRawBufferPointer(start: storage! + end, count: maximum))
+        end += min(max(0, written), maximum)
+    }
+
     /// Drops the first `byteCount` pending bytes (they were sent).
     func consume(_ byteCount: Int) {
         start += byteCount

@@ -14,6 +14,8 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
     case resolutionFailed(host: String, reason: String)
     /// The host / port / path given cannot be used as a socket address.
     case invalidAddress(String)
+    /// The TLS layer failed: a handshake that did not succeed, or a broken record.
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
             return "could not resolve \"\(host)\": \(reason)"
         case .invalidAddress(let text):
             return "invalid address: \(text)"
+        case .tls(let text):
+            return text
         }
     }
 

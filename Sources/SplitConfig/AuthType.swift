@@ -6,4 +6,6 @@ public enum AuthType: String, Sendable, Equatable, CaseIterable {
     case password
     /// No password at all; for local demos and tests.
     case trust
+    /// A TLS client certificate whose common name equals the user name; no password.
+    case cert
 }

@@ -28,6 +28,10 @@ public struct ProxyConfig: Sendable, Equatable {
     public let databases: [DatabaseConfig]
     /// Reuse of backend connections between clients (server_* keys).
     public internal(set) var pool = PoolSettings()
+    /// Metrics endpoint, log format, shutdown timeout, health checks.
+    public internal(set) var operations = OperationsSettings()
+    /// TLS between clients and the proxy (`client_tls_*`).
+    public internal(set) var clientTLS = ClientTLSSettings()
 
     public enum Defaults {
         public static let listen = [ListenAddress(host: "127.0.0.1", port: 6432)]

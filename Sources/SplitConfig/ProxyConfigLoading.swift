@@ -7,7 +7,17 @@ extension ProxyConfig {
         let text = try readText(path: path) { reason in
             ConfigError(file: path, line: nil, reason: "cannot read the configuration: \(reason)")
         }
-        let parsed = try ProxyConfigParser(fileName: path).parse(text: text)
+        var parsed = try ProxyConfigParser(fileName: path).parse(text: text)
+        // TLS files, like auth_file, are relative to the configuration's folder.
+        var tls = parsed.config.clientTLS
+        tls.certificateFile = tls.certificateFile.map { resolve($0, relativeTo: path) }
+        tls.keyFile = tls.keyFile.map { resolve($0, relativeTo: path) }
+        tls.caFile = tls.caFile.map { resolve($0, relativeTo: path) }
+        if tls != parsed.config.clientTLS {
+            var config = parsed.config
+            config.clientTLS = tls
+            parsed = ParsedProxyConfig(config: config, authFileLine: parsed.authFileLine)
+        }
         guard let authFile = parsed.config.authFile else { return parsed.config }
 
         let resolved = resolve(authFile, relativeTo: path)
@@ -17,6 +27,18 @@ extension ProxyConfig {
         }
         let userlist = try Userlist.parse(text: userlistText, fileName: resolved)
         return parsed.config.with(authFile: resolved, userlist: userlist)
+    }
+
+    /// Warnings about the TLS files that do not stop the proxy: a private key that group or others
+    /// may read (PostgreSQL refuses such a key; the proxy only warns). One line each.
+    public func tlsWarnings() -> [String] {
+        guard let key = clientTLS.keyFile, clientTLS.mode != .disable else { return [] }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: key),
+              let permissions = (attributes[.posixPermissions] as? NSNumber)?.intValue else { return [] }
+        if permissions & 0o077 != 0 {
+            return ["client_tls_key_file \"\(key)\" can be read by group or others (mode \(String(permissions & 0o777, radix: 8))); make it private, e.g. chmod 600"]
+        }
+        return []
     }
 
     /// `file` as a path usable from the working directory: absolute paths stay, others are taken

@@ -21,7 +21,7 @@ struct ProxyConfigParser {
         "client_login_timeout", "connect_timeout", "log_routing", "workers",
         "read_your_writes", "max_replica_lag", "read_fallback",
         "server_reset_query", "server_idle_timeout", "server_lifetime", "server_pool_size",
-    ]
+    ] + operationsKeys + clientTLSKeys
     static let databaseKeys = [
         "main", "writeable", "database_routing", "read_safe_functions", "writing_functions", "route.USER",
     ]
@@ -137,6 +137,8 @@ struct ProxyConfigParser {
                 SettingValueParsing.integer($0, atLeast: 0, atMost: 100_000)
             }
         }
+        let operations = try parseOperations(&entries)
+        let clientTLS = try parseClientTLS(&entries)
         try entries.rejectUnknownKeys(known: Self.generalKeys)
 
         var config = ProxyConfig(
@@ -146,6 +148,8 @@ struct ProxyConfigParser {
             workers: workers, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
             readFallback: readFallback, databases: databases)
         config.pool = pool
+        config.operations = operations
+        config.clientTLS = clientTLS
         return ParsedProxyConfig(config: config, authFileLine: authFile == nil ? nil : authFileEntry?.line)
     }
 

@@ -55,6 +55,9 @@ public struct Session {
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
     public private(set) var closed = false
+    /// The catalog was refreshed for the unit now waiting; if it still calls unknown functions, they
+    /// are treated as writing rather than refreshing again.
+    var catalogRefreshedForUnit = false
 
     public init(settings: SessionSettings, classifier: Classifier, mainIsOpen: Bool = true) {
         self.settings = settings
@@ -125,7 +128,10 @@ public struct Session {
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         let queryClass = classifier.classify(utf8: sql)
-        let (role, why) = route(queryClass.statements)
+        let currentClassifier = classifier
+        if needsCatalog(queryClass.statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
+        var (role, why) = route(queryClass.statements)
+        if queryClass.statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
         if let failure = takeOpenFailure(for: role) {
             answerFailedUnit(failure, &out)
             return frame.end
@@ -162,6 +168,7 @@ public struct Session {
         var needed: [String] = []
         var sawFlushOnly = false
         var firstText: Range<Int>?
+        var unknownNames: [String] = []
         scan: while true {
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -184,6 +191,9 @@ public struct Session {
                     let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
                     infos.append(contentsOf: qc.statements)
                     parsedHere.append(name)
+                    if qc.statements.contains(where: \.callsUnknownFunction) {
+                        unknownNames += classifier.unknownFunctionNames(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
+                    }
                     if firstText == nil { firstText = sqlRange }
                 case UInt8(ascii: "B"):
                     guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
@@ -223,7 +233,10 @@ public struct Session {
         }
         guard let batchEnd = end, batchEnd > start else { return nil }
 
-        let (role, why) = route(infos)
+        let namesToLearn = unknownNames
+        if needsCatalog(infos, &out, names: { namesToLearn }) { return nil }
+        var (role, why) = route(infos)
+        if infos.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
         if let failure = takeOpenFailure(for: role) {
             // Drop the client's batch up to its Sync; answer the error once.
             if endsWithSync { answerFailedUnit(failure, &out) }
@@ -389,6 +402,29 @@ public struct Session {
         if target == .main && readsToWriteable { return (.writeable, .fallback) }
         if target == .main, infos.contains(where: { $0.hinted }) { reason = .hint }
         return (target == .main ? .main : .writeable, reason)
+    }
+
+    /// Asks the shell for a fresh function catalog when statements call functions it does not know
+    /// (once per unit); true means the unit waits for it.
+    mutating func needsCatalog<Out: SessionOutput>(_ infos: [StatementInfo], _ out: inout Out,
+                                                   names: () -> [String]) -> Bool {
+        guard settings.hasWriteable, infos.contains(where: \.callsUnknownFunction) else {
+            catalogRefreshedForUnit = false
+            return false
+        }
+        if catalogRefreshedForUnit {
+            catalogRefreshedForUnit = false
+            return false
+        }
+        catalogRefreshedForUnit = true
+        out.functionCatalogNeeded(names: names())
+        return true
+    }
+
+    /// Still unknown after a refresh: the safe side.
+    func routeUnknown(_ role: BackendRole, _ why: RoutingReason) -> (BackendRole, RoutingReason) {
+        guard settings.hasWriteable, transaction == nil, role == .main else { return (role, why) }
+        return (.writeable, .write)
     }
 
     /// True when a unit may be sent to `role` now. Otherwise it asks for the backend to be opened or

@@ -19,6 +19,9 @@ public protocol SessionOutput {
     mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool)
     /// DDL that may have changed function volatility ran: refresh the function catalog.
     mutating func functionsMayHaveChanged()
+    /// A statement calls functions the catalog does not know: refresh it (learning `names`), then call
+    /// `clientInput` again; the statement waits meanwhile.
+    mutating func functionCatalogNeeded(names: [String])
 }
 
 /// Why a unit went where it went (for logs and the admin console).

@@ -82,11 +82,15 @@ public struct StatementInfo: Sendable, Equatable {
     /// a list or expression; nil for `TO DEFAULT`, `FROM CURRENT` and when the value cannot be read.
     /// For `SET SESSION CHARACTERISTICS AS TRANSACTION` it is the isolation level or `on`/`off`.
     public var settingValue: String?
+    /// The statement calls a function the catalog does not know (created since it was loaded, or a
+    /// name that only looks like a call, such as a column-list alias): the session refreshes the
+    /// catalog before routing it. Only set when `FunctionPolicy.knownFunctions` is not empty.
+    public var callsUnknownFunction: Bool
 
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
                 session: SessionEffect? = nil, pin: PinReason? = nil, executes: String? = nil,
                 cursor: String? = nil, hinted: Bool = false, copyFromStdin: Bool = false,
-                changesFunctions: Bool = false, settingValue: String? = nil) {
+                changesFunctions: Bool = false, settingValue: String? = nil, callsUnknownFunction: Bool = false) {
         self.target = target
         self.command = command
         self.transaction = transaction
@@ -98,6 +102,7 @@ public struct StatementInfo: Sendable, Equatable {
         self.copyFromStdin = copyFromStdin
         self.changesFunctions = changesFunctions
         self.settingValue = settingValue
+        self.callsUnknownFunction = callsUnknownFunction
     }
 }
 
@@ -122,11 +127,16 @@ public struct FunctionPolicy: Sendable, Equatable {
     public var readSafe: Set<String>
     /// Lower-cased names that proxy.conf declares writing.
     public var writing: Set<String>
+    /// Every function name the catalog has (any schema, unqualified, lower-cased), plus names already
+    /// found not to be functions. Empty: unknown names are not looked for.
+    public var knownFunctions: Set<String>
 
-    public init(volatileFunctions: Set<String> = [], readSafe: Set<String> = [], writing: Set<String> = []) {
+    public init(volatileFunctions: Set<String> = [], readSafe: Set<String> = [], writing: Set<String> = [],
+                knownFunctions: Set<String> = []) {
         self.volatileFunctions = volatileFunctions
         self.readSafe = readSafe
         self.writing = writing
+        self.knownFunctions = knownFunctions
     }
 }
 

@@ -41,6 +41,25 @@ public struct Classifier: Sendable {
         return QueryClass(statements: statements)
     }
 
+    /// The names of functions the catalog does not know, called anywhere in `utf8` (the slow path
+    /// taken when `classify` reported `callsUnknownFunction`). Unqualified and lower-cased.
+    public func unknownFunctionNames(utf8: UnsafeRawBufferPointer) -> [String] {
+        guard let base = utf8.baseAddress, utf8.count > 0 else { return [] }
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
+        var names: [String] = []
+        var position = 0
+        while position < utf8.count {
+            var reader = StatementReader(lexer: Lexer(bytes: bytes, count: utf8.count, position: position), functions: functions)
+            reader.unknownNames = []
+            let first = reader.next()
+            if first.kind != .end { _ = reader.readStatement(first: first) }
+            reader.lexer.skipToEnd()
+            names.append(contentsOf: reader.unknownNames ?? [])
+            position = reader.lexer.endOffset + 1
+        }
+        return names
+    }
+
     /// A hint decides the target; for PREPARE it also decides where the prepared body runs.
     private func apply(_ hint: RouteTarget, to info: inout StatementInfo) {
         info.target = hint

@@ -2,6 +2,8 @@
 /// state or cannot run on a standby, combined with the per-database `FunctionPolicy`.
 enum FunctionEffect: Equatable {
     case readSafe
+    /// Not in the catalog (FunctionPolicy.knownFunctions): the session looks it up before routing.
+    case unknown
     case writes
     /// nextval / setval: writes, and later currval needs the same backend.
     case writesSequence
@@ -16,6 +18,7 @@ enum FunctionEffect: Equatable {
 final class FunctionCatalog: Sendable {
     private let builtins: NameTable
     private let policy: NameTable
+    private let known: NameTable
 
     private enum Builtin {
         static let writes: UInt8 = 1
@@ -49,6 +52,7 @@ final class FunctionCatalog: Sendable {
         add(policy.readSafe, PolicyBit.readSafe)
         add(policy.writing, PolicyBit.writing)
         self.policy = NameTable(policyEntries)
+        known = NameTable(policy.knownFunctions.map { (Array($0.utf8), UInt8(1)) })
     }
 
     /// The effect of calling `name` (already lower-cased when it was unquoted); `qualified` is
@@ -68,15 +72,24 @@ final class FunctionCatalog: Sendable {
             if bits & PolicyBit.writing != 0 { return .writes }
             let builtin = builtinEffect(name)
             if builtin != .readSafe { return builtin }
-            return bits & PolicyBit.volatile != 0 ? .writes : .readSafe
+            if bits & PolicyBit.volatile != 0 { return .writes }
+        } else {
+            let builtin = builtinEffect(name)
+            if builtin != .readSafe { return builtin }
         }
-        return builtinEffect(name)
+        if !known.isEmpty && known.value(for: name) == 0 && !isKnownLowercased(name) { return .unknown }
+        return .readSafe
     }
 
     private func policyBits(_ name: UnsafeBufferPointer<UInt8>, _ qualified: UnsafeBufferPointer<UInt8>?) -> UInt8 {
         var bits = policy.value(for: name)
         if let qualified { bits |= policy.value(for: qualified) }
         return bits
+    }
+
+    private func isKnownLowercased(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard hasUpperCase(name) else { return false }
+        return withLowercased(name) { known.value(for: $0) != 0 }
     }
 
     private func hasUpperCase(_ name: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -90,7 +90,8 @@ extension StatementReader {
     mutating func query(_ first: Token) -> StatementInfo {
         let features = readQuery(first: first)
         return StatementInfo(target: features.writes ? .writeable : .main, command: features.command,
-                             session: features.session, pin: features.pin, settingValue: features.settingValue)
+                             session: features.session, pin: features.pin, settingValue: features.settingValue,
+                             callsUnknownFunction: features.callsUnknownFunction)
     }
 
     mutating func writeable(_ command: String) -> StatementInfo {

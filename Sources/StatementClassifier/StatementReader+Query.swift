@@ -6,6 +6,7 @@ struct QueryFeatures {
     var pin: PinReason?
     var session: SessionEffect?
     var settingValue: String?
+    var callsUnknownFunction = false
 }
 
 extension StatementReader {
@@ -150,6 +151,12 @@ extension StatementReader {
         switch effect {
         case .readSafe:
             return
+        case .unknown:
+            features.callsUnknownFunction = true
+            if unknownNames != nil {
+                let raw = UnsafeBufferPointer(start: bytes + name.start, count: name.length)
+                unknownNames!.append(String(decoding: raw.lazy.map(ASCII.lowercased), as: UTF8.self))
+            }
         case .writes:
             features.writes = true
         case .writesSequence:

@@ -116,7 +116,7 @@ extension StatementReader {
             return StatementInfo(target: .writeable, command: "declare", pin: .holdCursor, cursor: cursorName)
         }
         return StatementInfo(target: features.writes ? .writeable : .main, command: "declare", pin: features.pin,
-                             cursor: cursorName)
+                             cursor: cursorName, callsUnknownFunction: features.callsUnknownFunction)
     }
 
     /// FETCH / MOVE [direction [FROM | IN]] cursor: the cursor's name is the last name in the statement.

@@ -9,6 +9,8 @@ struct StatementReader {
     /// How many EXPLAIN / PREPARE bodies we are inside: bounded so that `EXPLAIN EXPLAIN ...` cannot
     /// exhaust the stack.
     var bodyNesting = 0
+    /// When not nil, the names of unknown functions are collected here (the slow path only).
+    var unknownNames: [String]? = nil
     static let maximumBodyNesting = 4
 
     var bytes: UnsafePointer<UInt8> { lexer.bytes }

@@ -504,6 +504,7 @@ struct ShellOutput: SessionOutput {
     var pendingOpens: [BackendRole] = []
     var closeReason: String?
     var refreshFunctions = false
+    var learnNames: [String] = []
 
     init(handler: ClientHandler) { self.handler = handler }
 
@@ -535,12 +536,17 @@ struct ShellOutput: SessionOutput {
         refreshFunctions = true
     }
 
+    mutating func functionCatalogNeeded(names: [String]) {
+        refreshFunctions = true
+        learnNames += names
+    }
+
     /// Carries out what had to wait until the session's method returned.
     func flush() {
         if refreshFunctions {
             let handler = self.handler
             handler.waitingForCatalog = true
-            handler.server.refreshFunctions(database: handler.databaseName) {
+            handler.server.refreshFunctions(database: handler.databaseName, learning: learnNames) {
                 handler.loop.execute {
                     handler.waitingForCatalog = false
                     handler.pumpClient()

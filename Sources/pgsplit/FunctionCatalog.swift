@@ -4,12 +4,30 @@ import StatementClassifier
 
 /// Which user functions are volatile, read from the catalog of the writeable backend (or main).
 enum FunctionCatalog {
+    /// Every function, and whether it is a user function that is VOLATILE (built-in volatile ones such
+    /// as random() are read-safe; the built-ins that write are known to the classifier itself).
     static let query = """
-        SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p \
-        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-        WHERE p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-        AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+        SELECT DISTINCT n.nspname, p.proname, p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+        WHERE n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
         """
+
+    /// Words that precede a parenthesis in SQL without being functions.
+    static let grammarWords: Set<String> = [
+        "in", "exists", "any", "some", "all", "values", "as", "over", "filter", "using", "on", "coalesce",
+        "nullif", "greatest", "least", "cast", "extract", "overlay", "position", "substring", "trim", "row",
+        "array", "lateral", "within", "grouping", "not", "and", "or", "from", "where", "select", "join",
+        "set", "tablesample", "rows", "groups", "range", "partition", "interval", "decimal", "numeric",
+        "varchar", "char", "character", "time", "timestamp", "float", "bit", "varying", "precision", "dec",
+        "int", "integer", "smallint", "bigint", "returning", "when", "then", "else", "case", "into", "by",
+        "having", "limit", "offset", "fetch", "window", "is", "like", "ilike", "between", "for", "of",
+        "only", "with", "recursive", "materialized", "cycle", "search", "normalize", "collation", "xmlelement",
+        "xmlforest", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmlexists", "xmlattributes", "xmltable",
+        "json", "json_object", "json_array", "json_scalar", "json_serialize", "columns", "ordinality",
+        "union", "intersect", "except", "distinct", "table", "to", "default", "current_date", "current_time",
+        "current_timestamp", "localtime", "localtimestamp", "do", "nulls", "first", "last", "asc", "desc",
+        "update", "delete", "insert", "merge", "analyze", "explain", "verbose", "format", "escape", "similar",
+    ]
 
     /// Loads the catalog with the backend's own credentials; nil when it cannot (no service user).
     static func load(database: DatabaseConfig, config: ProxyConfig, on loop: EventLoop,
@@ -34,13 +52,18 @@ enum FunctionCatalog {
 
     static func policy(database: DatabaseConfig, rows: [[String?]]) -> FunctionPolicy {
         var volatile = Set<String>()
+        var known = grammarWords
         for row in rows {
-            guard row.count == 2, let schema = row[0], let name = row[1] else { continue }
+            guard row.count == 3, let schema = row[0], let name = row[1] else { continue }
+            known.insert(name.lowercased())
+            guard row[2] == "t" else { continue }
             volatile.insert(name.lowercased())
             volatile.insert(schema.lowercased() + "." + name.lowercased())
         }
+        // Without a catalog (no service login), unknown names cannot be looked up: leave it off.
         return FunctionPolicy(volatileFunctions: volatile,
                               readSafe: Set(database.readSafeFunctions.map { $0.lowercased() }),
-                              writing: Set(database.writingFunctions.map { $0.lowercased() }))
+                              writing: Set(database.writingFunctions.map { $0.lowercased() }),
+                              knownFunctions: rows.isEmpty ? [] : known)
     }
 }

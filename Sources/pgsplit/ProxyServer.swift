@@ -28,6 +28,8 @@ final class ProxyServer: Sendable {
     private let listeners = Mutex<[Listener]>([])
     private let sessions = Mutex<[CancelKey: ClientHandler]>([:])
     private let classifiers: Mutex<[String: Classifier]>
+    /// Per database: names seen before a parenthesis that the catalog does not have.
+    private let notFunctionNames = Mutex<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
     private let catalogGenerationCounter = Atomic<Int>(0)
     /// Idle backend connections, one pool per loop.
@@ -127,16 +129,26 @@ final class ProxyServer: Sendable {
         classifiers.withLock { $0[database] } ?? Classifier(policy: FunctionPolicy())
     }
 
-    /// DDL may have created or changed functions: reload that database's catalog, then call `done`
-    /// (from any thread).
-    func refreshFunctions(database: String, done: @escaping @Sendable () -> Void) {
+    /// DDL may have created or changed functions, or a statement called names the catalog did not
+    /// know (`learning`): reload that database's catalog, then call `done` (from any thread). Names
+    /// still unknown afterwards are remembered as not being functions (column-list aliases and the
+    /// like), so they never cause another lookup.
+    func refreshFunctions(database: String, learning names: [String] = [], done: @escaping @Sendable () -> Void) {
         let config = self.config
         guard let db = config.database(named: database) else { return done() }
         FunctionCatalog.load(database: db, config: config, on: group.next()) { [self] policy in
-            if let policy {
-                classifiers.withLock { $0[database] = Classifier(policy: policy) }
-                catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
+            classifiers.withLock { classifiers in
+                var fresh = policy ?? classifiers[database]?.policy ?? FunctionPolicy()
+                let notFunctions = notFunctionNames.withLock { table in
+                    for name in names where !fresh.knownFunctions.contains(name) && (table[database]?.count ?? 0) < 50_000 {
+                        table[database, default: []].insert(name)
+                    }
+                    return table[database] ?? []
+                }
+                if !fresh.knownFunctions.isEmpty { fresh.knownFunctions.formUnion(notFunctions) }
+                classifiers[database] = Classifier(policy: fresh)
             }
+            catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
             done()
         }
     }

@@ -25,7 +25,7 @@ final class ConfigErrorMessageTests: XCTestCase {
 
     func testBadAuthType() {
         XCTAssertEqual(message("[pgsplit]\n\nauth_type = sha1\n" + database),
-                       #"proxy.conf:3: [pgsplit] auth_type: expected one of scram-sha-256, md5, password, trust, got "sha1""#)
+                       #"proxy.conf:3: [pgsplit] auth_type: expected one of scram-sha-256, md5, password, trust, cert, got "sha1""#)
     }
 
     func testUnknownKey() {
@@ -95,7 +95,7 @@ final class ConfigErrorMessageTests: XCTestCase {
         XCTAssertEqual(message("[pgsplit]\nlisten = 127.0.0.1:6432, ::1:6432\n" + database),
                        #"proxy.conf:2: [pgsplit] listen: expected host:port, [ipv6]:port or *:port, got "::1:6432""#)
         XCTAssertEqual(message("[pgsplit]\nauth_type =\n" + database),
-                       "proxy.conf:2: [pgsplit] auth_type: has no value; expected one of scram-sha-256, md5, password, trust")
+                       "proxy.conf:2: [pgsplit] auth_type: has no value; expected one of scram-sha-256, md5, password, trust, cert")
         XCTAssertEqual(message("[pgsplit]\nread_fallback = replica\n" + database),
                        #"proxy.conf:2: [pgsplit] read_fallback: expected one of writeable, error, got "replica""#)
     }

@@ -36,6 +36,8 @@ struct RecordingOutput: SessionOutput {
         finished.append((role, failed, wroteOnWriteable))
     }
     mutating func functionsMayHaveChanged() { events.append(.functionsChanged) }
+    var catalogRequests: [[String]] = []
+    mutating func functionCatalogNeeded(names: [String]) { catalogRequests.append(names) }
 
     /// Message types sent to a backend, in order, e.g. "QQ" or "PBDES".
     func types(to role: BackendRole) -> String {

@@ -340,3 +340,26 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "EXECUTE ins(1)")
     }
 }
+
+final class SessionCatalogTests: XCTestCase {
+    func testUnknownFunctionWaitsForTheCatalogThenRoutesByIt() {
+        var h = Harness(policy: FunctionPolicy(knownFunctions: ["lower"]))
+        h.client(Wire.query("SELECT fresh_fn(1)"))
+        XCTAssertEqual(h.out.catalogRequests, [["fresh_fn"]])
+        XCTAssertEqual(h.out.types(to: .main), "", "the statement waits for the catalog")
+        // The shell learned that fresh_fn is volatile.
+        h.session.classifier = Classifier(policy: FunctionPolicy(volatileFunctions: ["fresh_fn"], knownFunctions: ["lower", "fresh_fn"]))
+        h.pump()
+        XCTAssertTrue(h.out.events.contains(.open(.writeable)))
+    }
+
+    func testNameStillUnknownAfterRefreshGoesToWriteable() {
+        var h = Harness(policy: FunctionPolicy(knownFunctions: ["lower"]))
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT ghost(1)"))
+        XCTAssertEqual(h.out.catalogRequests.count, 1)
+        h.pump()  // refreshed, but the classifier still does not know it
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT ghost(1)"])
+        XCTAssertEqual(h.out.catalogRequests.count, 1, "no second refresh for the same unit")
+    }
+}

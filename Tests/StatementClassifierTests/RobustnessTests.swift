@@ -90,3 +90,25 @@ final class RobustnessTests: XCTestCase {
         }
     }
 }
+
+final class UnknownFunctionTests: XCTestCase {
+    func testCallsOfNamesOutsideTheCatalogAreFlagged() {
+        let classifier = Classifier(policy: FunctionPolicy(knownFunctions: ["lower", "count", "now"]))
+        XCTAssertFalse(classifier.classify("SELECT lower(name), count(*) FROM t").statements[0].callsUnknownFunction)
+        let info = classifier.classify("SELECT made_today(1) FROM t").statements[0]
+        XCTAssertTrue(info.callsUnknownFunction)
+        XCTAssertEqual(Array("SELECT made_today(1), x.Other(2)".utf8).withUnsafeBytes { classifier.unknownFunctionNames(utf8: $0) },
+                       ["made_today", "other"])
+    }
+
+    func testWithoutACatalogNothingIsFlagged() {
+        XCTAssertFalse(Classifier().classify("SELECT made_today(1)").statements[0].callsUnknownFunction)
+    }
+
+    func testBuiltInWritersStayWritersWhateverTheCatalog() {
+        let classifier = Classifier(policy: FunctionPolicy(knownFunctions: ["lower"]))
+        let info = classifier.classify("SELECT nextval('s')").statements[0]
+        XCTAssertEqual(info.target, .writeable)
+        XCTAssertFalse(info.callsUnknownFunction)
+    }
+}
