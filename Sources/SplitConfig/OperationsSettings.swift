@@ -6,7 +6,7 @@ public struct OperationsSettings: Sendable, Equatable {
     /// How long SHUTDOWN / SIGTERM waits for sessions to finish before closing them.
     public var shutdownTimeout = Duration.seconds(30)
     /// How often each backend's health, recovery state and WAL position are checked.
-    public var healthCheckPeriod = Duration.seconds(1)
+    public var healthCheckPeriod = Duration.milliseconds(250)
 
     public init() {}
 }

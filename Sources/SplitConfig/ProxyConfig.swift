@@ -43,7 +43,7 @@ public struct ProxyConfig: Sendable, Equatable {
         public static let connectTimeout = Duration.seconds(5)
         public static let logRouting = false
         public static let workers = 0
-        public static let readYourWrites = ReadYourWrites.off
+        public static let readYourWrites = ReadYourWrites.lsn
         public static let readFallback = ReadFallback.writeable
     }
 

@@ -44,6 +44,9 @@ public struct Session {
     /// Set by the shell before each call: main is down, lags past `max_replica_lag`, or has not yet
     /// replayed this session's last write. Reads outside a transaction then go to writeable.
     public var readsToWriteable = false
+    /// Set by the shell when main is unusable and `read_fallback = error`: reads outside a
+    /// transaction get this ErrorResponse instead of running.
+    public var readRefusal: [UInt8]?
     var defaultReadOnly = false
     var defaultSerializable = false
 
@@ -132,7 +135,7 @@ public struct Session {
         if needsCatalog(queryClass.statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
         var (role, why) = route(queryClass.statements)
         if queryClass.statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
-        if let failure = takeOpenFailure(for: role) {
+        if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
             answerFailedUnit(failure, &out)
             return frame.end
         }
@@ -237,7 +240,7 @@ public struct Session {
         if needsCatalog(infos, &out, names: { namesToLearn }) { return nil }
         var (role, why) = route(infos)
         if infos.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
-        if let failure = takeOpenFailure(for: role) {
+        if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
             // Drop the client's batch up to its Sync; answer the error once.
             if endsWithSync { answerFailedUnit(failure, &out) }
             else { openBatch = nil; skipUntilSync = true; failure.error.withUnsafeBytes { out.sendToClient($0) } }
@@ -456,6 +459,12 @@ public struct Session {
         backends[role.rawValue].appliedHistory = history.version
     }
 
+    /// A read that main cannot serve now, with `read_fallback = error`.
+    func refusedRead(_ role: BackendRole, _ why: RoutingReason) -> (role: BackendRole, error: [UInt8])? {
+        guard role == .main, transaction == nil, why != .readOnlyTransaction, let readRefusal else { return nil }
+        return (.main, readRefusal)
+    }
+
     func takeOpenFailure(for role: BackendRole) -> (role: BackendRole, error: [UInt8])? {
         guard let failure = openFailure, failure.role == role else { return nil }
         return failure
@@ -463,7 +472,7 @@ public struct Session {
 
     /// Answers a unit whose backend could not be opened: the error, then ReadyForQuery.
     mutating func answerFailedUnit<Out: SessionOutput>(_ failure: (role: BackendRole, error: [UInt8]), _ out: inout Out) {
-        openFailure = nil
+        if openFailure?.error == failure.error { openFailure = nil }
         failure.error.withUnsafeBytes { out.sendToClient($0) }
         let status: UInt8 = transaction == nil ? UInt8(ascii: "I") : UInt8(ascii: "E")
         WireEncode.readyForQuery(status).withUnsafeBytes { out.sendToClient($0) }

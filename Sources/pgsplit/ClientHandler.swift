@@ -1,3 +1,4 @@
+import Foundation
 import DispatchTransport
 import PostgresWire
 import SplitConfig
@@ -15,6 +16,8 @@ final class ClientHandler: @unchecked Sendable {
         case authenticating(ClientAuthenticator)
         case connectingMain
         case ready
+        /// Logged in to the admin console (database "pgsplit").
+        case admin
         case closed
     }
 
@@ -39,6 +42,13 @@ final class ClientHandler: @unchecked Sendable {
     var cancelKey = CancelKey(processID: 0, secretKey: 0)
 
     var session: Session?
+    var recorder: SessionMetricsRecorder?
+    /// Read-your-writes: where main must have replayed to before this session reads there again.
+    var replayGate = ReadYourWritesGate()
+    /// The admin console is answering a query (it may wait for other loops or a reload).
+    var adminBusy = false
+    var health: HealthBoard?
+    let connectedAt = Int64(Date().timeIntervalSince1970)
     /// The function catalog generation this session's classifier was built from.
     var catalogGeneration = 0
     /// DDL changed functions: the next statement waits for the refreshed catalog.
@@ -58,6 +68,7 @@ final class ClientHandler: @unchecked Sendable {
     // MARK: - Start and startup packet
 
     func start() {
+        server.metrics.clientConnected()
         client.start(onRead: { [self] bytes in clientRead(bytes) },
                      onClose: { [self] _ in clientClosed() })
         client.onWritableAgain = { [self] in
@@ -80,6 +91,9 @@ final class ClientHandler: @unchecked Sendable {
             return
         case .connectingMain:
             clientInput.append(bytes)
+        case .admin:
+            clientInput.append(bytes)
+            serveAdminInput()
         case .startup, .authenticating:
             startupBuffer.append(contentsOf: bytes)
             processStartupBytes()
@@ -125,7 +139,7 @@ final class ClientHandler: @unchecked Sendable {
                     phase = .authenticating(authenticator)
                     handleAuthAction(action)
                 }
-            case .connectingMain, .ready:
+            case .connectingMain, .ready, .admin:
                 // Bytes sent ahead of our ReadyForQuery: keep them for the session.
                 let rest = startupBuffer.readableArray
                 startupBuffer.clear()
@@ -157,6 +171,10 @@ final class ClientHandler: @unchecked Sendable {
                 // TLS required but not used, or auth_type = cert and no matching certificate.
                 Log.info("session \(id): login refused for user \"\(user)\" from \(client.remoteAddress): \(refusal.message)")
                 fail(code: SQLState.invalidAuthorizationSpecification, message: refusal.message, hint: refusal.hint)
+                return
+            }
+            if databaseName == AdminConsoleSession.databaseName {
+                startAdminLogin()
                 return
             }
             guard let database = config.database(named: databaseName) else {
@@ -192,6 +210,10 @@ final class ClientHandler: @unchecked Sendable {
         case .authenticated(let success, let bytes):
             authResult = success
             client.write(bytes)
+            if databaseName == AdminConsoleSession.databaseName {
+                finishAdminLogin()
+                return
+            }
             phase = .connectingMain
             openBackend(.main)
         }
@@ -269,6 +291,7 @@ final class ClientHandler: @unchecked Sendable {
         }
         let backend = BackendConnection(role: role, connection: opened.connection, info: opened.info,
                                         login: login, createdAt: createdAt)
+        server.metrics.database(databaseName).target(role).backendConnectionOpened()
         backends[role.rawValue] = backend
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
@@ -284,6 +307,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func backendOpenFailed(_ role: BackendRole, reason: String, serverError: ErrorFields? = nil) {
+        server.metrics.database(databaseName).target(role).backendConnectionFailed()
         Log.warning("session \(id): cannot open \(reason)")
         if case .connectingMain = phase {
             // The client cannot log in without main: answer as PostgreSQL would, with the server's
@@ -332,6 +356,8 @@ final class ClientHandler: @unchecked Sendable {
         out.writeReadyForQuery(.idle)
         client.write(out.readableArray)
         catalogGeneration = server.catalogGeneration
+        recorder = SessionMetricsRecorder(database: server.metrics.database(databaseName))
+        health = server.monitor?.board(for: databaseName)
         session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
                                                     logRouting: config.logRouting),
                           classifier: server.classifier(for: databaseName))
@@ -370,6 +396,8 @@ final class ClientHandler: @unchecked Sendable {
     func pumpClient() {
         guard case .ready = phase, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
         if server.configGeneration != configGeneration { adoptNewConfiguration() }
+        if server.isPaused && session!.isIdle { return }
+        updateReadPlacement()
         let generation = server.catalogGeneration
         if generation != catalogGeneration {
             catalogGeneration = generation
@@ -379,12 +407,14 @@ final class ClientHandler: @unchecked Sendable {
         let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
         clientInput.consume(consumed)
         out.flush()
+        if server.isShuttingDown { closeIfIdleForShutdown() }
         // A client that pipelines far ahead of its answers waits until they drain.
         if clientInput.count > 4 << 20 { client.pauseReading() } else { client.resumeReading() }
     }
 
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         guard case .ready = phase, let backend = backends[role.rawValue] else { return }
+        recorder?.database.target(role).bytesToClient(bytes.count)
         var out = ShellOutput(handler: self)
         client.beginBatch()
         if backend.input.isEmpty {
@@ -402,6 +432,7 @@ final class ClientHandler: @unchecked Sendable {
         out.flush()
         if client.isAboveHighWater { backend.connection.pauseReading() }
         pumpClient()
+        if server.isShuttingDown && clientInput.isEmpty { closeIfIdleForShutdown() }
     }
 
     func backendClosed(_ role: BackendRole, _ error: TransportError?) {
@@ -446,6 +477,7 @@ final class ClientHandler: @unchecked Sendable {
     func close() {
         if case .closed = phase { return }
         phase = .closed
+        server.metrics.clientDisconnected()
         loginTimer?.cancel()
         loginTimer = nil
         server.unregister(self)
@@ -456,6 +488,7 @@ final class ClientHandler: @unchecked Sendable {
         let pool = server.pool(for: loop)
         for backend in backends {
             guard let backend else { continue }
+            recorder?.database.target(backend.role).backendConnectionClosed()
             if reusable && backend.input.isEmpty {
                 pool.release(backend.connection, key: BackendPool.Key(backend.login), info: backend.info,
                              createdAt: backend.createdAt)
@@ -509,6 +542,7 @@ struct ShellOutput: SessionOutput {
     init(handler: ClientHandler) { self.handler = handler }
 
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
+        handler.recorder?.database.target(role).bytesFromClient(bytes.count)
         handler.backends[role.rawValue]?.connection.write(bytes)
     }
 
@@ -525,12 +559,16 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
+        handler.recorder?.unitStarted(role, why: why)
         guard handler.config.logRouting else { return }
         let text = sql.isEmpty ? "(a statement prepared earlier)" : String(decoding: sql.prefix(200), as: UTF8.self)
         Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
     }
 
-    mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {}
+    mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
+        handler.recorder?.unitFinished(role, failed: failed)
+        if wroteOnWriteable, let board = handler.health { handler.replayGate.wrote(board) }
+    }
 
     mutating func functionsMayHaveChanged() {
         refreshFunctions = true

@@ -1,8 +1,10 @@
 import Foundation
+import SplitConfig
 
 /// One line per event on stderr: time, level, and the message (with a session id where there is one).
 enum Log {
     nonisolated(unsafe) static var verbose = false  // set once at start, before any thread reads it
+    nonisolated(unsafe) static var format = LogFormat.text  // likewise
 
     static func info(_ message: @autoclosure () -> String) { write("INFO", message()) }
     static func warning(_ message: @autoclosure () -> String) { write("WARNING", message()) }
@@ -10,8 +12,30 @@ enum Log {
     static func debug(_ message: @autoclosure () -> String) { if verbose { write("DEBUG", message()) } }
 
     private static func write(_ level: String, _ message: String) {
-        let line = "\(timestamp()) \(level) \(message)\n"
+        let line: String
+        switch format {
+        case .text:
+            line = "\(timestamp()) \(level) \(message)\n"
+        case .json:
+            line = "{\"time\":\"\(timestamp())\",\"level\":\"\(level)\",\"message\":\(jsonString(message))}\n"
+        }
         FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    private static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
     }
 
     private static func timestamp() -> String {

@@ -36,6 +36,12 @@ enum Runner {
             refuse("\(error)")
             return 2
         }
+        Log.format = config.operations.logFormat
+        for warning in config.tlsWarnings() { Log.warning(warning) }
+        if case .failure(let error)? = ClientTLS.context(config.clientTLS) {
+            refuse("client TLS: \(error)")
+            return 1
+        }
         let group = EventLoopGroup(loopCount: config.workerCount(processorCount: EventLoopGroup.coreCount))
         let outcome = StartupChecks.run(config: config, group: group)
         for warning in outcome.warnings { Log.warning(warning) }
@@ -61,6 +67,30 @@ enum Runner {
         return waitForSignal(server)
     }
 
+    /// SIGTERM (or SHUTDOWN on the console): stop accepting, let every transaction in progress finish
+    /// up to shutdown_timeout, close sessions as they become idle, then exit. A second SIGTERM or a
+    /// SIGINT cuts the wait short.
+    static func shutDownGracefully(_ server: ProxyServer) -> Int32 {
+        let timeout = StartupChecks.seconds(server.config.operations.shutdownTimeout)
+        Log.info("shutting down: \(server.sessionCount) sessions; waiting up to \(Int(timeout)) s for transactions to finish")
+        server.beginShutdown()
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        while server.sessionCount > 0 && ContinuousClock.now < deadline {
+            var pending = sigset_t()
+            sigpending(&pending)
+            if sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1 { break }
+            usleep(20_000)
+        }
+        let left = server.sessionCount
+        if left > 0 { Log.warning("shutdown: closing \(left) sessions still busy") }
+        Log.info("pgsplit stopped")
+        return 0
+    }
+
     static func refuse(_ reason: String) {
         FileHandle.standardError.write(Data("pgsplit: refusing to start: \(reason)\n".utf8))
     }
@@ -83,10 +113,12 @@ enum Runner {
                 case .success(let summary): Log.info("SIGHUP: configuration reloaded: \(summary)")
                 case .failure(let failure): Log.error("SIGHUP: reload refused, the running configuration stays in force: \(failure)")
                 }
-            default:
-                Log.info("\(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down (\(server.sessionCount) sessions)")
+            case SIGINT:
+                Log.info("SIGINT: closing at once (\(server.sessionCount) sessions)")
                 server.stopListening()
                 return 0
+            default:
+                return shutDownGracefully(server)
             }
         }
     }

@@ -1,6 +1,7 @@
 import DispatchTransport
 import Foundation
 import SplitConfig
+import SplitCore
 import StatementClassifier
 import Synchronization
 
@@ -32,6 +33,19 @@ final class ProxyServer: Sendable {
     private let notFunctionNames = Mutex<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
     private let catalogGenerationCounter = Atomic<Int>(0)
+    let metrics: ProxyMetrics
+    private let monitorBox = Mutex<HealthMonitor?>(nil)
+    private let metricsEndpointBox = Mutex<MetricsEndpoint?>(nil)
+    private let pausedFlag = Atomic<Bool>(false)
+    private let shuttingDownFlag = Atomic<Bool>(false)
+
+    /// Health, lag and replay positions of every backend (nil before start).
+    var monitor: HealthMonitor? { monitorBox.withLock { $0 } }
+    /// PAUSE on the admin console: sessions finish their transactions but start no new ones.
+    var isPaused: Bool { pausedFlag.load(ordering: .relaxed) }
+    /// SIGTERM / SHUTDOWN: sessions close as soon as they are idle.
+    var isShuttingDown: Bool { shuttingDownFlag.load(ordering: .relaxed) }
+
     /// Idle backend connections, one pool per loop.
     private let pools: [ObjectIdentifier: BackendPool]
 
@@ -41,6 +55,7 @@ final class ProxyServer: Sendable {
     init(config: ProxyConfig, configPath: String, group: EventLoopGroup, policies: [String: FunctionPolicy]) {
         self.current = Mutex(config)
         self.configPath = configPath
+        self.metrics = ProxyMetrics(databases: config.databases.map(\.name))
         self.group = group
         var classifiers: [String: Classifier] = [:]
         for database in config.databases {
@@ -66,13 +81,23 @@ final class ProxyServer: Sendable {
             opened.append(listener)
         }
         listeners.withLock { $0 = opened }
+        let monitor = HealthMonitor(config: config, group: group, metrics: metrics)
+        monitor.start()
+        monitorBox.withLock { $0 = monitor }
+        if let address = config.operations.metricsListen {
+            let endpoint = try MetricsEndpoint(address: address, group: group, metrics: metrics)
+            endpoint.start()
+            metricsEndpointBox.withLock { $0 = endpoint }
+            Log.info("metrics on http://\(address)/metrics")
+        }
     }
 
     private func accept(_ connection: Connection) {
         let config = self.config
         let id = nextSessionID.wrappingAdd(1, ordering: .relaxed).oldValue
         let count = sessions.withLock { $0.count }
-        if count >= config.maxClientConnections {
+        if count >= config.maxClientConnections || isShuttingDown {
+            metrics.clientRefused()
             var out = [UInt8]()
             let message = "sorry, too many clients already (max_client_conn = \(config.maxClientConnections))"
             out.append(UInt8(ascii: "E"))
@@ -180,12 +205,60 @@ final class ProxyServer: Sendable {
                 }
             }
             current.withLock { $0 = fresh }
+            let monitor = HealthMonitor(config: fresh, group: group, metrics: metrics)
+            monitor.start()
+            let old = monitorBox.withLock { box in
+                let old = box
+                box = monitor
+                return old
+            }
+            old?.stop()
             catalogGenerationCounter.wrappingAdd(1, ordering: .releasing)
             configGenerationCounter.wrappingAdd(1, ordering: .releasing)
             let summary = fresh.databases.map { db in
                 "\(db.name): main \(db.main.label), " + (db.writeable.map { "writeable \($0.label)" } ?? "no writeable")
             }.joined(separator: "; ")
             return .success(summary)
+        }
+    }
+
+    // MARK: Pause, resume, shutdown
+
+    func pause() { pausedFlag.store(true, ordering: .relaxed) }
+
+    func resume() {
+        pausedFlag.store(false, ordering: .relaxed)
+        forEachHandler { $0.pumpClient() }
+    }
+
+    /// Stops accepting; every session closes once it is idle (a transaction in progress finishes).
+    func beginShutdown() {
+        shuttingDownFlag.store(true, ordering: .relaxed)
+        stopListening()
+        forEachHandler { $0.closeIfIdleForShutdown() }
+    }
+
+    /// Runs `body` on each logged-in session, on its own loop.
+    func forEachHandler(_ body: @escaping @Sendable (ClientHandler) -> Void) {
+        let handlers = sessions.withLock { Array($0.values) }
+        for handler in handlers { handler.loop.execute { body(handler) } }
+    }
+
+    /// SHOW SESSIONS: one row per session, each built on its own loop; `done` runs once with all.
+    func collectSessionRows(_ done: @escaping @Sendable ([AdminSessionRow]) -> Void) {
+        let handlers = sessions.withLock { Array($0.values) }
+        let collected = Mutex<(rows: [AdminSessionRow], left: Int)>(([], handlers.count))
+        if handlers.isEmpty { return done([]) }
+        for handler in handlers {
+            handler.loop.execute {
+                let row = handler.adminRow()
+                let finished: [AdminSessionRow]? = collected.withLock { state in
+                    if let row { state.rows.append(row) }
+                    state.left -= 1
+                    return state.left == 0 ? state.rows : nil
+                }
+                if let finished { done(finished) }
+            }
         }
     }
 
@@ -198,6 +271,7 @@ final class ProxyServer: Sendable {
             return current
         }
         for listener in current { listener.close() }
+        metricsEndpointBox.withLock { $0?.close(); $0 = nil }
     }
 }
 

@@ -88,7 +88,7 @@ final class ProxyConfigParsingTests: XCTestCase {
         XCTAssertFalse(config.logRouting)
         XCTAssertEqual(config.workers, 0)
         XCTAssertEqual(config.workerCount(processorCount: 2), 2)
-        XCTAssertEqual(config.readYourWrites, .off)
+        XCTAssertEqual(config.readYourWrites, .lsn)
         XCTAssertNil(config.maxReplicaLag)
         XCTAssertEqual(config.readFallback, .writeable)
         XCTAssertEqual(config, ProxyConfig(databases: [DatabaseConfig(name: "app", main: try BackendAddress(connectionString: "host=db"))]))

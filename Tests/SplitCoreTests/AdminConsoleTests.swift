@@ -232,7 +232,7 @@ final class AdminConsoleTests: XCTestCase {
         let defaults = try ProxyConfig.parse(text: "[database app]\nmain = host=db\n", fileName: "p.conf")
         XCTAssertNil(defaults.operations.metricsListen)
         XCTAssertEqual(defaults.operations.logFormat, .text)
-        XCTAssertEqual(defaults.operations.healthCheckPeriod, .seconds(1))
+        XCTAssertEqual(defaults.operations.healthCheckPeriod, .milliseconds(250))
         XCTAssertEqual(defaults.operations.shutdownTimeout, .seconds(30))
         let off = try ProxyConfig.parse(text: "[pgsplit]\nmetrics_listen = off\n[database app]\nmain = host=db\n", fileName: "p.conf")
         XCTAssertNil(off.operations.metricsListen)

@@ -1,0 +1,58 @@
+import Foundation
+import PostgresWire
+import SplitConfig
+import SplitCore
+
+/// The operational side of a client session: where reads may go given main's health and lag,
+/// shutdown, and the session's row on the admin console.
+extension ClientHandler {
+    /// Main down or lagging past max_replica_lag sends reads to writeable (or refuses them, with
+    /// `read_fallback = error`); with `read_your_writes = lsn`, so does main not having replayed this
+    /// session's last write yet.
+    func updateReadPlacement() {
+        guard let health, database?.writeable != nil, session != nil else { return }
+        let snapshot = health.snapshot
+        let mainUsable = snapshot.mainUsable(maxLag: config.maxReplicaLag)
+        let caughtUp = config.readYourWrites != .lsn || replayGate.mainIsCaughtUp(snapshot)
+        switch config.readFallback {
+        case .writeable:
+            session!.readsToWriteable = !mainUsable || !caughtUp
+            session!.readRefusal = nil
+        case .error:
+            session!.readsToWriteable = !caughtUp
+            if mainUsable {
+                session!.readRefusal = nil
+            } else {
+                var out = ByteBuffer(capacity: 256)
+                out.writeErrorResponse(severity: "ERROR", code: SQLState.connectionFailure,
+                                       message: "the main backend is unavailable or lags behind (read_fallback = error)",
+                                       detail: nil, hint: "Retry later, or set read_fallback = writeable to read from the writeable backend meanwhile.")
+                session!.readRefusal = out.readableArray
+            }
+        }
+    }
+
+    /// During shutdown, a session closes as soon as nothing is running and no transaction is open.
+    func closeIfIdleForShutdown() {
+        switch phase {
+        case .ready:
+            guard let session, session.isIdle else { return }
+        case .admin, .startup, .authenticating:
+            break
+        case .connectingMain, .closed:
+            return
+        }
+        fail(code: SQLState.adminShutdown, message: "terminating connection due to administrator command",
+             hint: "pgsplit is shutting down.")
+    }
+
+    /// This session's line in SHOW SESSIONS (nil for admin connections).
+    func adminRow() -> AdminSessionRow? {
+        if case .admin = phase { return nil }
+        var gate = replayGate
+        let waiting = health.map { !gate.mainIsCaughtUp($0.snapshot) } ?? false
+        return AdminSessionRow(id: id, clientAddress: client.remoteAddress, user: user, database: databaseName,
+                               session: session, connectedAt: connectedAt,
+                               waitingForReplay: config.readYourWrites == .lsn && waiting)
+    }
+}
