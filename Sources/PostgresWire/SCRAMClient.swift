@@ -64,6 +64,11 @@ public struct SCRAMClient: Sendable {
         guard let iterations = Int(attributes[2].value), iterations > 0 else {
             throw .malformed("invalid iteration count")
         }
+        // Each iteration is an HMAC on the proxy's event loop: a hostile or broken server must not
+        // stall it for minutes (PostgreSQL's default is 4096).
+        guard iterations <= SCRAMSecret.maximumIterations else {
+            throw .unsupported("server asks for \(iterations) SCRAM iterations; pgsplit accepts at most \(SCRAMSecret.maximumIterations)")
+        }
 
         let keys: SCRAMKeys
         switch credential {

@@ -30,6 +30,8 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
 public struct SCRAMSecret: Equatable, Sendable {
     public static let mechanism = "SCRAM-SHA-256"
     public static let defaultIterations = 4096
+    /// Above this a secret or a server's challenge is refused: PBKDF2 runs on an event loop.
+    public static let maximumIterations = 1_000_000
     public static let defaultSaltLength = 16
 
     public var iterations: Int
@@ -51,7 +53,7 @@ public struct SCRAMSecret: Equatable, Sendable {
         let saltPart = parts[1].split(separator: ":", omittingEmptySubsequences: false)
         let keysPart = parts[2].split(separator: ":", omittingEmptySubsequences: false)
         guard saltPart.count == 2, keysPart.count == 2,
-              let iterations = Int(saltPart[0]), iterations > 0,
+              let iterations = Int(saltPart[0]), iterations > 0, iterations <= Self.maximumIterations,
               let salt = Base64.decode(saltPart[1]), !salt.isEmpty,
               let storedKey = Base64.decode(keysPart[0]), storedKey.count == 32,
               let serverKey = Base64.decode(keysPart[1]), serverKey.count == 32 else { return nil }

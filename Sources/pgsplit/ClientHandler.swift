@@ -214,6 +214,14 @@ final class ClientHandler: @unchecked Sendable {
                 finishAdminLogin()
                 return
             }
+            // A login like one seen before is answered from what main reported then: the backend
+            // connection is opened (or taken from the pool) only when the client sends a statement,
+            // so idle clients hold no backend connection.
+            if let mainLogin = login(for: .main), let known = server.knownLogin(BackendPool.Key(mainLogin)) {
+                finishLogin(known, mainIsOpen: false)
+                pumpClient()
+                return
+            }
             phase = .connectingMain
             openBackend(.main)
         }
@@ -296,6 +304,7 @@ final class ClientHandler: @unchecked Sendable {
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
         if case .connectingMain = phase {
+            server.rememberLogin(BackendPool.Key(login), opened.info)
             finishLogin(opened.info)
         } else {
             session?.backendOpened(role)
@@ -339,7 +348,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     /// Main is open: tell the client what it reported, give it our own key, and start the session.
-    func finishLogin(_ info: BackendSessionInfo) {
+    func finishLogin(_ info: BackendSessionInfo, mainIsOpen: Bool = true) {
         loginTimer?.cancel()
         loginTimer = nil
         var out = ByteBuffer(capacity: 512)
@@ -360,7 +369,7 @@ final class ClientHandler: @unchecked Sendable {
         health = server.monitor?.board(for: databaseName)
         session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
                                                     logRouting: config.logRouting),
-                          classifier: server.classifier(for: databaseName))
+                          classifier: server.classifier(for: databaseName), mainIsOpen: mainIsOpen)
         phase = .ready
     }
 

@@ -1,4 +1,5 @@
 import DispatchTransport
+import PostgresWire
 import Foundation
 import SplitConfig
 import SplitCore
@@ -29,6 +30,9 @@ final class ProxyServer: Sendable {
     private let listeners = Mutex<[Listener]>([])
     private let sessions = Mutex<[CancelKey: ClientHandler]>([:])
     private let classifiers: Mutex<[String: Classifier]>
+    /// What main reported at earlier logins (ParameterStatus), by backend, user, database and startup
+    /// parameters: a later identical login is answered from it without a backend connection.
+    private let knownLogins = Mutex<[BackendPool.Key: BackendSessionInfo]>([:])
     /// Per database: names seen before a parenthesis that the catalog does not have.
     private let notFunctionNames = Mutex<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
@@ -178,6 +182,17 @@ final class ProxyServer: Sendable {
         }
     }
 
+    // MARK: Logins
+
+    func knownLogin(_ key: BackendPool.Key) -> BackendSessionInfo? { knownLogins.withLock { $0[key] } }
+
+    func rememberLogin(_ key: BackendPool.Key, _ info: BackendSessionInfo) {
+        knownLogins.withLock { logins in
+            if logins.count >= 10_000 { logins.removeAll() }
+            logins[key] = info
+        }
+    }
+
     // MARK: Reload
 
     /// Re-reads the configuration file and checks it exactly as at start. On success the new
@@ -205,6 +220,7 @@ final class ProxyServer: Sendable {
                 }
             }
             current.withLock { $0 = fresh }
+            knownLogins.withLock { $0.removeAll() }
             let monitor = HealthMonitor(config: fresh, group: group, metrics: metrics)
             monitor.start()
             let old = monitorBox.withLock { box in
