@@ -177,6 +177,9 @@ class Proxy:
             "auth_type = scram-sha-256\n"
             "auth_file = users.txt\n"
             "log_routing = on\n"
+            # These tests check where each statement runs, reading right after writing; the
+            # read-your-writes default (lsn) would send those reads to the primary.
+            "read_your_writes = off\n"
             "\n"
             "[database app]\n"
             f"main      = host={HOST} port={REPLICA_PORT} dbname=app user=app_ro password=app_ro\n"

@@ -40,7 +40,9 @@ extension ClientHandler {
                               ("standard_conforming_strings", "on"), ("application_name", "")] {
             out.writeParameterStatus(name: name, value: value)
         }
-        out.writeBackendKeyData(processID: 0, secretKey: 0)
+        // Registered like any session, so shutdown reaches it; its key cancels nothing.
+        cancelKey = server.register(self)
+        out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         out.writeReadyForQuery(.idle)
         client.write(out.readableArray)
         phase = .admin

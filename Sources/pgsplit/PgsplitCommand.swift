@@ -29,6 +29,9 @@ struct PgsplitCommand: ParsableCommand {
 enum Runner {
     static func run(configPath: String, checkOnly: Bool) -> Int32 {
         Transport.ignoreSIGPIPE()
+        // Block the signals before any thread exists, so every thread inherits the mask and only the
+        // main thread's sigwait ever takes them.
+        pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
         let config: ProxyConfig
         do {
             config = try ProxyConfig.load(path: configPath)
@@ -96,14 +99,17 @@ enum Runner {
     }
 
     /// Blocks the main thread until SIGINT or SIGTERM, then stops listening and exits.
-    static func waitForSignal(_ server: ProxyServer) -> Int32 {
+    nonisolated(unsafe) static var handledSignals: sigset_t = {  // written once, before any thread starts
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGHUP)
-        // Block them everywhere; the main thread takes them synchronously with sigwait.
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        return set
+    }()
+
+    static func waitForSignal(_ server: ProxyServer) -> Int32 {
+        var set = handledSignals
         while true {
             var signal: Int32 = 0
             sigwait(&set, &signal)

@@ -64,6 +64,9 @@ final class ProxyProcess {
         admin_users = admin
 
         """
+        // Routing tests read right after writing and expect main: read-your-writes (on by default)
+        // has tests of its own that turn it on.
+        if !settings.contains(where: { $0.hasPrefix("read_your_writes") }) { text += "read_your_writes = off\n" }
         for s in settings { text += s + "\n" }
         text += "\n" + databases + "\n"
         try text.write(to: configURL, atomically: true, encoding: .utf8)
