@@ -21,15 +21,17 @@ let package = Package(
         .target(name: "PostgresWire", dependencies: ["CLibSSL"]),
         .target(name: "StatementClassifier"),
         .target(name: "SplitConfig"),
-        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig"]),
+        // The lock shared state uses (ThreadSanitizer-visible).
+        .target(name: "ProxyLocks"),
+        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig", "ProxyLocks"]),
 
         // I/O only; knows no SQL.
-        .target(name: "DispatchTransport", dependencies: ["CSocketShim", "CLibSSL"]),
+        .target(name: "DispatchTransport", dependencies: ["CSocketShim", "CLibSSL", "ProxyLocks"]),
 
         .executableTarget(
             name: "pgsplit",
             dependencies: [
-                "PostgresWire", "StatementClassifier", "SplitConfig", "SplitCore", "DispatchTransport",
+                "PostgresWire", "StatementClassifier", "SplitConfig", "SplitCore", "DispatchTransport", "ProxyLocks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

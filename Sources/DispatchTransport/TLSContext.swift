@@ -1,3 +1,4 @@
+import ProxyLocks
 import CLibSSL
 import Synchronization
 #if canImport(Glibc)
@@ -207,7 +208,7 @@ public final class TLSContext: @unchecked Sendable {
         var stamps: [Int]
     }
 
-    private static let cache = Mutex<[CacheKey: TLSContext]>([:])
+    private static let cache = Locked<[CacheKey: TLSContext]>([:])
 
     /// The context for `configuration`, built once and reused while its files stay unchanged.
     public static func shared(_ configuration: TLSConfiguration) throws(TLSError) -> TLSContext {

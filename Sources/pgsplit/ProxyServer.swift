@@ -1,3 +1,4 @@
+import ProxyLocks
 import DispatchTransport
 import PostgresWire
 import Foundation
@@ -18,28 +19,28 @@ struct CancelKey: Hashable, Sendable {
 final class ProxyServer: Sendable {
     let group: EventLoopGroup
     let configPath: String
-    private let current: Mutex<ProxyConfig>
+    private let current: Locked<ProxyConfig>
     private let configGenerationCounter = Atomic<Int>(0)
     /// Serialises reloads (SIGHUP and the admin console may ask at once).
-    private let reloading = Mutex<Void>(())
+    private let reloading = Locked<Void>(())
 
     /// The configuration in force: sessions take it at login and adopt a newer one when idle.
     var config: ProxyConfig { current.withLock { $0 } }
     /// Bumped by every successful reload.
     var configGeneration: Int { configGenerationCounter.load(ordering: .acquiring) }
-    private let listeners = Mutex<[Listener]>([])
-    private let sessions = Mutex<[CancelKey: ClientHandler]>([:])
-    private let classifiers: Mutex<[String: Classifier]>
+    private let listeners = Locked<[Listener]>([])
+    private let sessions = Locked<[CancelKey: ClientHandler]>([:])
+    private let classifiers: Locked<[String: Classifier]>
     /// What main reported at earlier logins (ParameterStatus), by backend, user, database and startup
     /// parameters: a later identical login is answered from it without a backend connection.
-    private let knownLogins = Mutex<[BackendPool.Key: BackendSessionInfo]>([:])
+    private let knownLogins = Locked<[BackendPool.Key: BackendSessionInfo]>([:])
     /// Per database: names seen before a parenthesis that the catalog does not have.
-    private let notFunctionNames = Mutex<[String: Set<String>]>([:])
+    private let notFunctionNames = Locked<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
     private let catalogGenerationCounter = Atomic<Int>(0)
     let metrics: ProxyMetrics
-    private let monitorBox = Mutex<HealthMonitor?>(nil)
-    private let metricsEndpointBox = Mutex<MetricsEndpoint?>(nil)
+    private let monitorBox = Locked<HealthMonitor?>(nil)
+    private let metricsEndpointBox = Locked<MetricsEndpoint?>(nil)
     private let pausedFlag = Atomic<Bool>(false)
     private let shuttingDownFlag = Atomic<Bool>(false)
 
@@ -57,7 +58,7 @@ final class ProxyServer: Sendable {
     var catalogGeneration: Int { catalogGenerationCounter.load(ordering: .acquiring) }
 
     init(config: ProxyConfig, configPath: String, group: EventLoopGroup, policies: [String: FunctionPolicy]) {
-        self.current = Mutex(config)
+        self.current = Locked(config)
         self.configPath = configPath
         self.metrics = ProxyMetrics(databases: config.databases.map(\.name))
         self.group = group
@@ -65,7 +66,7 @@ final class ProxyServer: Sendable {
         for database in config.databases {
             classifiers[database.name] = Classifier(policy: policies[database.name] ?? FunctionPolicy())
         }
-        self.classifiers = Mutex(classifiers)
+        self.classifiers = Locked(classifiers)
         var pools: [ObjectIdentifier: BackendPool] = [:]
         for loop in group.loops { pools[ObjectIdentifier(loop)] = BackendPool(loop: loop, settings: config.pool) }
         self.pools = pools
@@ -263,7 +264,7 @@ final class ProxyServer: Sendable {
     /// SHOW SESSIONS: one row per session, each built on its own loop; `done` runs once with all.
     func collectSessionRows(_ done: @escaping @Sendable ([AdminSessionRow]) -> Void) {
         let handlers = sessions.withLock { Array($0.values) }
-        let collected = Mutex<(rows: [AdminSessionRow], left: Int)>(([], handlers.count))
+        let collected = Locked<(rows: [AdminSessionRow], left: Int)>(([], handlers.count))
         if handlers.isEmpty { return done([]) }
         for handler in handlers {
             handler.loop.execute {

@@ -1,3 +1,4 @@
+import ProxyLocks
 import DispatchTransport
 import Foundation
 import PostgresWire
@@ -111,13 +112,13 @@ import Synchronization
 
 /// Hands a result from a loop to the waiting main thread.
 private final class ResultBox: Sendable {
-    private let value = Mutex<Result<BackendQueryRunner.Result, BackendConnector.Failure>?>(nil)
+    private let value = Locked<Result<BackendQueryRunner.Result, BackendConnector.Failure>?>(nil)
     func set(_ result: Result<BackendQueryRunner.Result, BackendConnector.Failure>) { value.withLock { $0 = result } }
     func get() -> Result<BackendQueryRunner.Result, BackendConnector.Failure>? { value.withLock { $0 } }
 }
 
 private final class PolicyBox: Sendable {
-    private let value = Mutex<FunctionPolicy?>(nil)
+    private let value = Locked<FunctionPolicy?>(nil)
     func set(_ policy: FunctionPolicy?) { value.withLock { $0 = policy } }
     func get() -> FunctionPolicy? { value.withLock { $0 } }
 }

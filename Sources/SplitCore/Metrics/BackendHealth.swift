@@ -1,3 +1,4 @@
+import ProxyLocks
 import Synchronization
 
 /// A WAL position (pg_lsn): two 32-bit halves written in hex, "16/B374D848".
@@ -158,14 +159,14 @@ public final class HealthBoard: Sendable {
     /// Writeable positions kept for read-your-writes targets.
     public static let historyLength = 64
     private let sequence = Atomic<UInt64>(0)
-    private let current: Mutex<HealthSnapshot>
+    private let current: Locked<HealthSnapshot>
     private let metrics: DatabaseMetrics?
 
     public init(database: String, mainAddress: String, writeableAddress: String?, metrics: DatabaseMetrics? = nil) {
         self.database = database
         self.hasWriteable = writeableAddress != nil
         self.metrics = metrics
-        current = Mutex(HealthSnapshot(database: database, main: BackendHealth(role: .main, address: mainAddress),
+        current = Locked(HealthSnapshot(database: database, main: BackendHealth(role: .main, address: mainAddress),
                                        writeable: writeableAddress.map { BackendHealth(role: .writeable, address: $0) },
                                        writeablePositions: []))
     }

@@ -1,3 +1,4 @@
+import ProxyLocks
 import Synchronization
 
 /// The proxy's statistics, shared by every loop. The hot path (a unit starting or finishing, bytes
@@ -6,7 +7,7 @@ import Synchronization
 /// list them for a scrape or SHOW STATS.
 public final class ProxyMetrics: Sendable {
     private let global = AtomicCounters(count: Global.count)
-    private let registry = Mutex<[String: DatabaseMetrics]>([:])
+    private let registry = Locked<[String: DatabaseMetrics]>([:])
 
     enum Global: Int, CaseIterable {
         case clientsAccepted, clientsCurrent, clientsRefused

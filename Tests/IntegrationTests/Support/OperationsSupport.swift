@@ -225,26 +225,8 @@ func parsePrometheus(_ text: String) throws -> [PrometheusSample] {
 /// had exited, so the pair is driven without it.
 @discardableResult
 func spawnAndWait(_ path: String, _ args: [String]) -> (status: Int32, output: String) {
-    let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("pgsplit-spawn-\(UUID().uuidString).out").path
-    defer { unlink(outPath) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
-    guard rc == 0 else { return (-1, "cannot run \(path): error \(rc)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        if errno != EINTR { return (-1, "waitpid \(path): errno \(errno)") }
-    }
-    let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let exited = status & 0x7f == 0
-    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+    let result = runProcess(path, args)
+    return (result.status, result.stdout + result.stderr)
 }
 
 /// A primary + replica on their own ports and folder, for tests that stop the replica or pause its

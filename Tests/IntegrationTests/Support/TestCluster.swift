@@ -127,42 +127,35 @@ final class TestCluster: Sendable {
 @discardableResult
 func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil,
                 stdin: String? = nil) -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    if let env = environment {
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
-    }
+    // posix_spawn + waitpid rather than Foundation's Process: its waitUntilExit was seen to hang
+    // forever on a child that had already exited.
     let tmp = FileManager.default.temporaryDirectory
-    let outURL = tmp.appendingPathComponent("pgsplit-run-\(UUID().uuidString).out")
-    let errURL = tmp.appendingPathComponent("pgsplit-run-\(UUID().uuidString).err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer {
-        try? FileManager.default.removeItem(at: outURL)
-        try? FileManager.default.removeItem(at: errURL)
+    let base = tmp.appendingPathComponent("pgsplit-run-\(UUID().uuidString)").path
+    let (inPath, outPath, errPath) = (base + ".in", base + ".out", base + ".err")
+    defer { unlink(inPath); unlink(outPath); unlink(errPath) }
+    FileManager.default.createFile(atPath: inPath, contents: Data((stdin ?? "").utf8))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let merged = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { _, new in new }
+    let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { envp.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    guard rc == 0 else { return (-1, "", "cannot run \(path): error \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        if errno != EINTR { return (-1, "", "waitpid \(path): errno \(errno)") }
     }
-    let out = FileHandle(forWritingAtPath: outURL.path)!
-    let err = FileHandle(forWritingAtPath: errURL.path)!
-    p.standardOutput = out
-    p.standardError = err
-    let inPipe = Pipe()
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
-    do {
-        try p.run()
-    } catch {
-        return (-1, "", "cannot run \(path): \(error)")
-    }
-    if let s = stdin {
-        inPipe.fileHandleForWriting.write(Data(s.utf8))
-        try? inPipe.fileHandleForWriting.close()
-    }
-    p.waitUntilExit()
-    try? out.close()
-    try? err.close()
-    let o = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-    let e = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    return (p.terminationStatus, o, e)
+    let o = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    let e = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    let exited = status & 0x7f == 0
+    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), o, e)
 }
 
 /// Polls `condition` until it holds; a hang guard, never a timing assertion.
