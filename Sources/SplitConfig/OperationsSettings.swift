@@ -7,6 +7,10 @@ public struct OperationsSettings: Sendable, Equatable {
     public var shutdownTimeout = Duration.seconds(30)
     /// How often each backend's health, recovery state and WAL position are checked.
     public var healthCheckPeriod = Duration.milliseconds(250)
+    /// A client idle (outside a transaction) longer than this is closed; zero: never.
+    public var clientIdleTimeout = Duration.zero
+    /// A client idle inside a transaction longer than this is closed (its transaction rolls back); zero: never.
+    public var idleTransactionTimeout = Duration.zero
 
     public init() {}
 }
@@ -20,7 +24,8 @@ public enum LogFormat: String, Sendable, Equatable, CaseIterable {
 }
 
 extension ProxyConfigParser {
-    static let operationsKeys = ["metrics_listen", "log_format", "shutdown_timeout", "health_check_period"]
+    static let operationsKeys = ["metrics_listen", "log_format", "shutdown_timeout", "health_check_period",
+                                 "client_idle_timeout", "idle_transaction_timeout"]
 
     /// Takes the operations keys out of the [pgsplit] section.
     func parseOperations(_ entries: inout SectionEntries) throws -> OperationsSettings {
@@ -46,6 +51,14 @@ extension ProxyConfigParser {
                                            SettingValueParsing.duration)
             guard period >= .milliseconds(100) else { throw entries.error(entry, "must be at least 100ms") }
             settings.healthCheckPeriod = period
+        }
+        if let entry = entries.take("client_idle_timeout") {
+            settings.clientIdleTimeout = try entries.value(entry, expected: "a duration such as 500ms, 10s, 5min, 1h or 1d; 0 = never",
+                                                           SettingValueParsing.duration)
+        }
+        if let entry = entries.take("idle_transaction_timeout") {
+            settings.idleTransactionTimeout = try entries.value(entry, expected: "a duration such as 500ms, 10s, 5min, 1h or 1d; 0 = never",
+                                                                SettingValueParsing.duration)
         }
         return settings
     }

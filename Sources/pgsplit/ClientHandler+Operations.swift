@@ -46,6 +46,22 @@ extension ClientHandler {
              hint: "pgsplit is shutting down.")
     }
 
+    /// client_idle_timeout and idle_transaction_timeout, checked once a second by the server.
+    func closeIfIdleTooLong(now: ContinuousClock.Instant) {
+        guard case .ready = phase, let session, !session.hasUnitsInFlight, clientInput.isEmpty else { return }
+        let idle = now - lastActivity
+        let settings = config.operations
+        if session.transaction == nil {
+            guard settings.clientIdleTimeout > .zero, idle > settings.clientIdleTimeout else { return }
+            fail(code: "57P05", message: "terminating connection due to idle-session timeout",
+                 hint: "client_idle_timeout is \(AdminFormat.duration(settings.clientIdleTimeout)).")
+        } else {
+            guard settings.idleTransactionTimeout > .zero, idle > settings.idleTransactionTimeout else { return }
+            fail(code: "25P03", message: "terminating connection due to idle-in-transaction timeout",
+                 hint: "idle_transaction_timeout is \(AdminFormat.duration(settings.idleTransactionTimeout)); the transaction was rolled back.")
+        }
+    }
+
     /// This session's line in SHOW SESSIONS (nil for admin connections).
     func adminRow() -> AdminSessionRow? {
         if case .admin = phase { return nil }

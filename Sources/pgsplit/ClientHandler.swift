@@ -49,6 +49,8 @@ final class ClientHandler: @unchecked Sendable {
     var adminBusy = false
     var health: HealthBoard?
     let connectedAt = Int64(Date().timeIntervalSince1970)
+    /// When the client last sent something or last got a complete answer (idle timeouts).
+    var lastActivity = ContinuousClock.now
     /// The function catalog generation this session's classifier was built from.
     var catalogGeneration = 0
     /// DDL changed functions: the next statement waits for the refreshed catalog.
@@ -83,6 +85,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func clientRead(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = .now
         switch phase {
         case .ready:
             clientInput.append(bytes)
@@ -576,6 +579,7 @@ struct ShellOutput: SessionOutput {
 
     mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
         handler.recorder?.unitFinished(role, failed: failed)
+        handler.lastActivity = .now
         if wroteOnWriteable, let board = handler.health { handler.replayGate.wrote(board) }
     }
 

@@ -22,7 +22,7 @@ final class ProxyServer: Sendable {
     private let current: Locked<ProxyConfig>
     private let configGenerationCounter = Atomic<Int>(0)
     /// Serialises reloads (SIGHUP and the admin console may ask at once).
-    private let reloading = Locked<Void>(())
+    private let reloading = Locked<Int>(0)  // counts reloads; not Void: ThreadSanitizer misreads zero-sized values
 
     /// The configuration in force: sessions take it at login and adopt a newer one when idle.
     var config: ProxyConfig { current.withLock { $0 } }
@@ -89,6 +89,7 @@ final class ProxyServer: Sendable {
         let monitor = HealthMonitor(config: config, group: group, metrics: metrics)
         monitor.start()
         monitorBox.withLock { $0 = monitor }
+        scheduleIdleSweep()
         if let address = config.operations.metricsListen {
             let endpoint = try MetricsEndpoint(address: address, group: group, metrics: metrics)
             endpoint.start()
@@ -200,7 +201,8 @@ final class ProxyServer: Sendable {
     /// configuration is in force for new statements; on failure the running one stays. Blocks the
     /// calling thread: never call it on a loop.
     func reload() -> Result<String, ReloadFailure> {
-        reloading.withLock { _ in
+        reloading.withLock { count in
+            count += 1
             let fresh: ProxyConfig
             do {
                 fresh = try ProxyConfig.load(path: configPath)
@@ -236,6 +238,21 @@ final class ProxyServer: Sendable {
                 "\(db.name): main \(db.main.label), " + (db.writeable.map { "writeable \($0.label)" } ?? "no writeable")
             }.joined(separator: "; ")
             return .success(summary)
+        }
+    }
+
+    /// Once a second, sessions idle past client_idle_timeout / idle_transaction_timeout are closed.
+    private func scheduleIdleSweep() {
+        let loop = group.loops[0]
+        loop.execute { [self] in
+            _ = loop.scheduleTimer(after: 1) { [self] in
+                let settings = config.operations
+                if settings.clientIdleTimeout > .zero || settings.idleTransactionTimeout > .zero {
+                    let now = ContinuousClock.now
+                    forEachHandler { $0.closeIfIdleTooLong(now: now) }
+                }
+                if !isShuttingDown { scheduleIdleSweep() }
+            }
         }
     }
 

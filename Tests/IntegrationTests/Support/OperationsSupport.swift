@@ -136,6 +136,7 @@ final class OpsClient: @unchecked Sendable {
     /// connection (true) or `timeout` passes (false). A FATAL sent first lands in `serverNotices`.
     func waitForServerClose(timeout: TimeInterval = 30) -> Bool {
         guard let c = conn else { return true }
+        if PQstatus(c) == CONNECTION_BAD { return true }  // already seen closed
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             var pfd = pollfd(fd: PQsocket(c), events: Int16(POLLIN), revents: 0)
