@@ -51,6 +51,9 @@ public struct Session {
     var defaultSerializable = false
 
     var units = UnitQueue()
+    /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
+    /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
+    var deferredBegin: String?
     /// The ReadyForQuery status of the last client unit.
     var lastStatus = UInt8(ascii: "I")
     /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync.
@@ -74,7 +77,7 @@ public struct Session {
     public var activeBackend: BackendRole? { units.first?.backend }
     public var hasUnitsInFlight: Bool { !units.isEmpty }
     public func isOpen(_ role: BackendRole) -> Bool { backends[role.rawValue].status == .open }
-    public var isIdle: Bool { units.isEmpty && transaction == nil }
+    public var isIdle: Bool { units.isEmpty && transaction == nil && deferredBegin == nil }
 
     // MARK: - Client input
 
@@ -131,6 +134,9 @@ public struct Session {
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         let queryClass = classifier.classify(utf8: sql)
+        if deferBegin(queryClass.statements, sql, &out) || finishDeferredBeginLocally(queryClass.statements, &out) {
+            return frame.end
+        }
         let currentClassifier = classifier
         if needsCatalog(queryClass.statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
         var (role, why) = route(queryClass.statements)
@@ -140,6 +146,7 @@ public struct Session {
             return frame.end
         }
         guard ready(role, &out) else { return nil }
+        sendDeferredBegin(to: role, &out)
         out.unitStarted(role, why: why, sql: sql)
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: queryClass.statements, sql: sql)
@@ -247,6 +254,7 @@ public struct Session {
             return batchEnd
         }
         guard ready(role, &out) else { return nil }
+        sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
@@ -365,12 +373,13 @@ public struct Session {
     }
 
     mutating func functionCall<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
-        let role: BackendRole = settings.hasWriteable ? (transaction ?? .writeable) : .main
+        let role: BackendRole = settings.hasWriteable ? (transaction ?? .writeable) : (transaction ?? .main)
         if let failure = takeOpenFailure(for: role) {
             answerFailedUnit(failure, &out)
             return frame.end
         }
         guard ready(role, &out) else { return nil }
+        sendDeferredBegin(to: role, &out)
         out.unitStarted(role, why: .functionCall, sql: UnsafeRawBufferPointer(start: nil, count: 0))
         units.append(Unit(backend: role, kind: .client))
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
@@ -383,6 +392,12 @@ public struct Session {
     func route(_ infos: [StatementInfo]) -> (BackendRole, RoutingReason) {
         guard settings.hasWriteable else { return (.main, .noWriteable) }
         if let transaction { return (transaction, .transaction) }
+        if deferredBegin != nil {
+            if case .setTransaction(readOnly: true?, serializable: false)? = infos.first?.transaction {
+                return (.main, .readOnlyTransaction)
+            }
+            return (.writeable, .transaction)
+        }
         if pinned != nil { return (.writeable, .pinned) }
         var target = RouteTarget.main
         var reason = RoutingReason.read
@@ -430,6 +445,46 @@ public struct Session {
         return (.writeable, .write)
     }
 
+    /// A lone plain BEGIN (no READ ONLY / READ WRITE, not serializable) with nothing in flight is
+    /// answered here and held: a `SET TRANSACTION READ ONLY` right after it may still send the whole
+    /// transaction to main. PostgreSQL takes the snapshot at the first statement, not at BEGIN.
+    mutating func deferBegin<Out: SessionOutput>(_ infos: [StatementInfo], _ sql: UnsafeRawBufferPointer,
+                                                 _ out: inout Out) -> Bool {
+        guard settings.hasWriteable, transaction == nil, deferredBegin == nil, units.isEmpty, pinned == nil,
+              !defaultReadOnly, !defaultSerializable, infos.count == 1,
+              case .begin(readOnly: nil, serializable: false)? = infos[0].transaction else { return false }
+        deferredBegin = String(decoding: sql, as: UTF8.self)
+        var answer = WireEncode.message(UInt8(ascii: "C")) { $0.append(contentsOf: "BEGIN".utf8); $0.append(0) }
+        answer += WireEncode.readyForQuery(UInt8(ascii: "T"))
+        answer.withUnsafeBytes { out.sendToClient($0) }
+        return true
+    }
+
+    /// COMMIT or ROLLBACK of a held BEGIN that never ran anything: answered here too.
+    mutating func finishDeferredBeginLocally<Out: SessionOutput>(_ infos: [StatementInfo], _ out: inout Out) -> Bool {
+        guard deferredBegin != nil, infos.count == 1 else { return false }
+        let tag: String
+        switch infos[0].transaction {
+        case .commit(chain: false)?: tag = "COMMIT"
+        case .rollback(chain: false)?: tag = "ROLLBACK"
+        default: return false
+        }
+        deferredBegin = nil
+        var answer = WireEncode.message(UInt8(ascii: "C")) { $0.append(contentsOf: tag.utf8); $0.append(0) }
+        answer += WireEncode.readyForQuery(UInt8(ascii: "I"))
+        answer.withUnsafeBytes { out.sendToClient($0) }
+        return true
+    }
+
+    /// The held BEGIN goes out first, its answer swallowed like a replayed statement's.
+    mutating func sendDeferredBegin<Out: SessionOutput>(to role: BackendRole, _ out: inout Out) {
+        guard let begin = deferredBegin else { return }
+        deferredBegin = nil
+        WireEncode.query(begin).withUnsafeBytes { out.sendToBackend(role, $0) }
+        units.append(Unit(backend: role, kind: .replay))
+        transaction = role
+    }
+
     /// True when a unit may be sent to `role` now. Otherwise it asks for the backend to be opened or
     /// waits for the other backend's units to finish; the shell calls `clientInput` again later.
     mutating func ready<Out: SessionOutput>(_ role: BackendRole, _ out: inout Out) -> Bool {
@@ -474,7 +529,7 @@ public struct Session {
     mutating func answerFailedUnit<Out: SessionOutput>(_ failure: (role: BackendRole, error: [UInt8]), _ out: inout Out) {
         if openFailure?.error == failure.error { openFailure = nil }
         failure.error.withUnsafeBytes { out.sendToClient($0) }
-        let status: UInt8 = transaction == nil ? UInt8(ascii: "I") : UInt8(ascii: "E")
+        let status: UInt8 = transaction == nil && deferredBegin == nil ? UInt8(ascii: "I") : UInt8(ascii: "E")
         WireEncode.readyForQuery(status).withUnsafeBytes { out.sendToClient($0) }
     }
 

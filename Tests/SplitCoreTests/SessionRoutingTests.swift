@@ -32,13 +32,13 @@ final class SessionRoutingTests: XCTestCase {
     func testReadWriteTransactionStaysOnWriteable() {
         var h = Harness()
         h.opened(.writeable)
-        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("BEGIN READ WRITE"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.client(Wire.query("SELECT 1"))
         h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready("T"))
         h.client(Wire.query("COMMIT"))
         h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready("I"))
-        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN", "SELECT 1", "COMMIT"])
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ WRITE", "SELECT 1", "COMMIT"])
         XCTAssertEqual(h.out.types(to: .main), "")
         // After the transaction, reads go back to main.
         h.client(Wire.query("SELECT 2"))
@@ -126,7 +126,7 @@ final class SessionRoutingTests: XCTestCase {
         h.client(Wire.parse("s1", "SELECT $1::int") + Wire.sync)
         h.backend(.main, Wire.parseComplete + Wire.ready())
         // Inside a read-write transaction the statement runs on writeable, which never saw it.
-        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("BEGIN READ WRITE"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.reset()
         h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
@@ -177,7 +177,7 @@ final class SessionRoutingTests: XCTestCase {
     func testSetInsideRolledBackTransactionIsForgotten() {
         var h = Harness()
         h.opened(.writeable)
-        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("BEGIN READ WRITE"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.client(Wire.query("SET work_mem = '64MB'"))
         h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready("T"))
@@ -190,7 +190,7 @@ final class SessionRoutingTests: XCTestCase {
     func testSetInsideCommittedTransactionReachesTheOtherBackend() {
         var h = Harness()
         h.opened(.writeable)
-        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("BEGIN READ WRITE"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.client(Wire.query("SET work_mem = '64MB'"))
         h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready("T"))
@@ -213,7 +213,7 @@ final class SessionRoutingTests: XCTestCase {
     func testErrorInsideTransactionKeepsItOnItsBackend() {
         var h = Harness()
         h.opened(.writeable)
-        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("BEGIN READ WRITE"))
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.client(Wire.query("SELECT 1/0"))
         h.backend(.writeable, Wire.error("22012") + Wire.ready("E"))
@@ -361,5 +361,42 @@ final class SessionCatalogTests: XCTestCase {
         h.pump()  // refreshed, but the classifier still does not know it
         XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT ghost(1)"])
         XCTAssertEqual(h.out.catalogRequests.count, 1, "no second refresh for the same unit")
+    }
+}
+
+final class SessionDeferredBeginTests: XCTestCase {
+    func testPlainBeginThenSetTransactionReadOnlyRunsOnMain() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ", "BEGIN is answered at once")
+        XCTAssertEqual(h.out.types(to: .main) + h.out.types(to: .writeable), "", "and held")
+        h.client(Wire.query("SET TRANSACTION READ ONLY"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN", "SET TRANSACTION READ ONLY"])
+        h.reset()
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SET") + Wire.ready("T"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ", "the held BEGIN's answer is swallowed")
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 1")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+    }
+
+    func testPlainBeginThenAWriteRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN ISOLATION LEVEL REPEATABLE READ"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT 1"],
+                       "a read-write transaction is never split, even when it starts with a read")
+        XCTAssertEqual(h.session.transaction, .writeable)
+    }
+
+    func testEmptyTransactionIsAnsweredWithoutABackend() {
+        var h = Harness()
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("COMMIT"))
+        XCTAssertEqual(h.out.clientTypes(), "CZCZ")
+        XCTAssertFalse(h.out.events.contains(.open(.writeable)))
+        XCTAssertTrue(h.session.isIdle)
     }
 }
