@@ -67,7 +67,11 @@ enum Runner {
             Log.info("database \"\(database.name)\": main \(database.main.label)"
                      + (database.writeable.map { ", writeable \($0.label)" } ?? ", no writeable backend: everything goes to main"))
         }
-        return waitForSignal(server)
+        let status = waitForSignal(server)
+        // Leave without running exit-time cleanup: OpenSSL frees its global locks in an atexit
+        // handler while event-loop threads may still be in a TLS or SCRAM call.
+        fflush(nil)  // every stdio stream (logs go through FileHandle, unbuffered, anyway)
+        _exit(status)
     }
 
     /// SIGTERM (or SHUTDOWN on the console): stop accepting, let every transaction in progress finish

@@ -4,17 +4,16 @@ import XCTest
 
 /// Compares the I/O strategies on a byte relay: blocking client threads ping-pong small messages
 /// through a DispatchTransport relay to a blocking echo backend. Prints numbers, asserts nothing
-/// about speed. Runs only with PGSPLIT_TRANSPORT_BENCH=1 (best with `-c release`).
+/// about speed. A full run needs PGSPLIT_TRANSPORT_BENCH=1 (best with `-c release`); otherwise a short smoke run.
 final class RelayBenchmarkTests: XCTestCase {
     override class func setUp() { Transport.ignoreSIGPIPE() }
 
     func testRelayThroughput() throws {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["PGSPLIT_TRANSPORT_BENCH"] == "1" else {
-            throw XCTSkip("set PGSPLIT_TRANSPORT_BENCH=1 to run the relay benchmark")
-        }
-        let clients = Int(environment["PGSPLIT_BENCH_CLIENTS"] ?? "") ?? 16
-        let seconds = Double(environment["PGSPLIT_BENCH_SECONDS"] ?? "") ?? 3
+        // Without PGSPLIT_TRANSPORT_BENCH=1 it is a short smoke run of the same relay.
+        let benchmark = environment["PGSPLIT_TRANSPORT_BENCH"] == "1"
+        let clients = Int(environment["PGSPLIT_BENCH_CLIENTS"] ?? "") ?? (benchmark ? 16 : 2)
+        let seconds = Double(environment["PGSPLIT_BENCH_SECONDS"] ?? "") ?? (benchmark ? 3 : 0.3)
         let backendPort = try startBlockingEchoBackend()
         var results: [IOStrategy: [Double]] = [:]
         for round in 0..<3 {
@@ -26,6 +25,7 @@ final class RelayBenchmarkTests: XCTestCase {
         for strategy in allStrategies {
             let rates = results[strategy]!.sorted()
             print("relay \(strategy): \(clients) clients, round trips/s per round \(rates.map { Int($0) }), median \(Int(rates[1]))")
+            XCTAssertGreaterThan(rates[0], 0, "the \(strategy) relay carried no round trip")
         }
     }
 

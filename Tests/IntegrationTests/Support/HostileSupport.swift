@@ -13,6 +13,21 @@ import Glibc
 // MARK: - The proxy process, from /proc
 
 enum HostileProc {
+    /// A /proc file read to its end (Foundation's String(contentsOfFile:) may stop after one page).
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Entries in /proc/<pid>/fd.
     static func fdCount(_ pid: Int32) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
@@ -20,7 +35,7 @@ enum HostileProc {
 
     /// A `Vm...:  N kB` line of /proc/<pid>/status, in kB.
     static func statusKB(_ pid: Int32, _ key: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        guard let text = read("/proc/\(pid)/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
             let digits = line.dropFirst(key.count + 1).filter(\.isNumber)
             return Int(digits)
@@ -40,8 +55,11 @@ enum HostileProc {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
         var out: Set<UInt64> = []
         for name in names {
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + name),
-                  target.hasPrefix("socket:[") else { continue }
+            var buf = [CChar](repeating: 0, count: 256)
+            let n = readlink(dir + "/" + name, &buf, buf.count - 1)
+            guard n > 0 else { continue }
+            let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard target.hasPrefix("socket:[") else { continue }
             if let inode = UInt64(target.dropFirst(8).dropLast()) { out.insert(inode) }
         }
         return out
@@ -52,7 +70,7 @@ enum HostileProc {
         let inodes = socketInodes(pid)
         var ports: [Int] = []
         for table in ["/proc/\(pid)/net/tcp", "/proc/\(pid)/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            guard let text = read(table) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let cols = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard cols.count > 9, let inode = UInt64(cols[9]), inodes.contains(inode),
@@ -79,10 +97,14 @@ final class HostileWatch {
     private(set) var backendBaseline: [TestCluster.Server: Int] = [:]
     private(set) var rssBaselineKB = 0
 
-    init(proxy: ProxyProcess, cluster: TestCluster, tag: String) throws {
+    /// The password of the default user (app_rw) when the proxy does not trust.
+    let password: String?
+
+    init(proxy: ProxyProcess, cluster: TestCluster, tag: String, password: String? = nil) throws {
         self.proxy = proxy
         self.cluster = cluster
         self.tag = tag
+        self.password = password
         // Warm up: one login and one statement on each backend, so whatever the proxy opens once
         // (login facts, monitor connections) exists before the baseline.
         let warm = try PQConnection(conninfo(app: "warm"))
@@ -112,7 +134,8 @@ final class HostileWatch {
 
     /// A libpq connection string to the proxy whose backends carry application_name `<tag>_<app>`.
     func conninfo(user: String = "app_rw", password: String? = nil, app: String) -> String {
-        proxy.conninfo(user: user, password: password, extra: "application_name=\(tag)_\(app)")
+        proxy.conninfo(user: user, password: password ?? (user == "app_rw" ? self.password : nil),
+                       extra: "application_name=\(tag)_\(app)")
     }
 
     func applicationName(_ app: String) -> String { "\(tag)_\(app)" }
@@ -129,6 +152,16 @@ final class HostileWatch {
               AND (client_port = ANY('{\(portList)}'::int[]) OR application_name LIKE '\(tag)\\_%')
             """)
         return Int(n ?? "") ?? -1
+    }
+
+    /// The app_ro / app_rw sessions on `server` and the proxy's sockets to it, for failure messages.
+    func describe(_ server: TestCluster.Server) -> String {
+        let ports = HostileProc.localPorts(proxy.pid, connectedTo: [cluster.port(server)])
+        let rows = (try? cluster.superuser(server).query("""
+            SELECT pid, usename, client_port, application_name, state, backend_type, left(query, 60)
+            FROM pg_stat_activity WHERE usename IN ('app_ro', 'app_rw') AND pid <> pg_backend_pid()
+            """)) ?? []
+        return "proxy ports \(ports); sessions \(rows.map { $0.map { $0 ?? "NULL" }.joined(separator: "|") })"
     }
 
     /// Rows of pg_stat_activity on `server` for application_name `<tag>_<app>`.
@@ -155,7 +188,7 @@ final class HostileWatch {
                 n = (try? backendCount(server)) ?? -1
                 return n == backendBaseline[server]
             }
-            XCTAssertEqual(n, backendBaseline[server], "backend sessions on \(server)", file: file, line: line)
+            XCTAssertEqual(n, backendBaseline[server], "backend sessions on \(server): \(describe(server))", file: file, line: line)
         }
     }
 
@@ -181,7 +214,8 @@ class HostileTestCase: ProxyTestCase {
         var all = settings
         if !all.contains(where: { $0.hasPrefix("server_pool_size") }) { all.append("server_pool_size = 0") }
         let proxy = try startProxy(auth: auth, settings: all)
-        let watch = try HostileWatch(proxy: proxy, cluster: cluster, tag: marker(prefix))
+        let watch = try HostileWatch(proxy: proxy, cluster: cluster, tag: marker(prefix),
+                                     password: auth == "trust" ? nil : "app_rw")
         return (proxy, watch)
     }
 
@@ -371,4 +405,47 @@ final class HostileBackground<T>: @unchecked Sendable {
 func hostileSQLState(_ result: Result<some Any, Error>?) -> String? {
     guard case .failure(let e)? = result else { return nil }
     return (e as? PQError)?.sqlState
+}
+
+// MARK: - A socket the test may abort
+
+/// A raw client socket that can also be aborted (RST) or half-closed; reads like RawClient.
+final class HostileSocket {
+    private(set) var fd: Int32
+
+    init(port: Int) throws {
+        fd = try connectTCP(port: port)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func send(_ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count, fd >= 0 {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
+    /// Messages until one of `type` arrives (or close, or `timeout`).
+    func readMessages(until type: Character, timeout: TimeInterval = 30) -> [RawWire.Message] {
+        var counter = HostileMessageCounter()
+        hostileDrain(fd, into: &counter, timeout: timeout) { c in c.kept.contains { $0.typeChar == type } }
+        return counter.kept
+    }
+
+    /// Gone at once: SO_LINGER 0 and close, so the peer sees a reset, whatever is unread.
+    func abort() {
+        guard fd >= 0 else { return }
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+        fd = -1
+    }
+
+    /// Sends FIN but keeps the socket (and never reads).
+    func halfClose() {
+        if fd >= 0 { shutdown(fd, Int32(SHUT_WR)) }
+    }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A 100 MB parameter goes through with the default max_message_size; CancelRequest with a wrong
+/// key is ignored, with the right key cancels.
+final class HostileBigAndCancelTests: HostileTestCase {
+    func testHundredMegabyteParameterRoundTrip() throws {
+        let (proxy, watch) = try startHostile()
+        let size = 100 << 20
+        let c = try PQConnection(watch.conninfo(app: "big"))
+        let value = String(repeating: "a", count: size)
+        XCTAssertEqual(try c.queryParams("SELECT inet_server_port()::text, length($1)::text", [value]),
+                       [[replica, "\(size)"]])
+        // And the session goes on.
+        XCTAssertEqual(try c.query("SELECT 1::text"), [["1"]])
+        c.finish()
+        print("hostile: 100 MB parameter: proxy VmHWM \(HostileProc.peakRSSKB(proxy.pid)) kB (baseline VmRSS \(watch.rssBaselineKB) kB)")
+        watch.assertNormalClientWorks()
+        watch.assertBackToBaseline()
+    }
+
+    private func loggedIn(_ proxy: ProxyProcess, _ watch: HostileWatch, app: String) throws -> (RawClient, Int32, Int32) {
+        let client = try RawClient(port: proxy.port)
+        let login = client.hostileLogin(application: watch.applicationName(app))
+        guard let (pid, key) = HostileWire.keyData(login) else {
+            XCTFail("no BackendKeyData: \(login)")
+            throw PQError(message: "no BackendKeyData", sqlState: nil)
+        }
+        return (client, pid, key)
+    }
+
+    private func sendCancel(_ proxy: ProxyProcess, pid: Int32, key: Int32) throws {
+        let c = try RawClient(port: proxy.port)
+        c.send(HostileWire.cancelRequest(processID: pid, secretKey: key))
+        let reply = c.read(timeout: 30)
+        XCTAssertTrue(c.closedByPeer, "the proxy closes a cancel connection")
+        XCTAssertEqual(reply, [], "a CancelRequest gets no answer")
+    }
+
+    private func waitRunning(_ watch: HostileWatch, app: String) {
+        waitUntil("\(app)'s pg_sleep running on main", timeout: 60) {
+            let rows = (try? watch.sessions(.replica, app: app)) ?? []
+            return rows.contains { $0[1] == "active" && ($0[3] ?? "").contains("pg_sleep") }
+        }
+    }
+
+    func testCancelWithAWrongKeyIsIgnored() throws {
+        let (proxy, watch) = try startHostile()
+        let (client, pid, key) = try loggedIn(proxy, watch, app: "wrongkey")
+        client.send(RawWire.query("SELECT pg_sleep(4)"))
+        waitRunning(watch, app: "wrongkey")
+        try sendCancel(proxy, pid: pid, key: key &+ 1)
+        try sendCancel(proxy, pid: pid &+ 1, key: key)
+        let messages = client.readMessages(until: "Z", timeout: 60)
+        XCTAssertEqual(HostileWire.errorCodes(messages), [], "\(messages)")
+        XCTAssertEqual(HostileWire.tags(messages), ["SELECT 1"], "\(messages)")
+        client.send(RawWire.terminate)
+        watch.assertNormalClientWorks()
+        watch.assertBackToBaseline()
+    }
+
+    func testCancelWithTheRightKeyCancels() throws {
+        let (proxy, watch) = try startHostile()
+        let (client, pid, key) = try loggedIn(proxy, watch, app: "rightkey")
+        client.send(RawWire.query("SELECT pg_sleep(30)"))
+        waitRunning(watch, app: "rightkey")
+        try sendCancel(proxy, pid: pid, key: key)
+        let messages = client.readMessages(until: "Z", timeout: 60)
+        XCTAssertEqual(HostileWire.errorCodes(messages), ["57014"], "\(messages)")
+        XCTAssertEqual(messages.last?.typeChar, "Z")
+        // The session goes on.
+        client.send(RawWire.query("SELECT 2"))
+        let next = client.readMessages(until: "Z")
+        XCTAssertEqual(HostileWire.tags(next), ["SELECT 1"], "\(next)")
+        client.send(RawWire.terminate)
+        watch.assertNormalClientWorks()
+        watch.assertBackToBaseline()
+    }
+}
