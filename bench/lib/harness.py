@@ -455,9 +455,10 @@ listen = 127.0.0.1:{target.port}
 auth_type = {self.args.pgsplit_auth}
 {auth_file}max_client_conn = 12000
 
+; No TLS to the servers, as PgBouncer and Pgpool-II run here (server_tls_sslmode = disable).
 [database app]
-main = host=127.0.0.1 port={r} dbname=app user=app_ro password=app_ro
-writeable = host=127.0.0.1 port={p} user=app_rw password=app_rw
+main = host=127.0.0.1 port={r} dbname=app user=app_ro password=app_ro sslmode=disable
+writeable = host=127.0.0.1 port={p} user=app_rw password=app_rw sslmode=disable
 """)
 
     def command(self, target):
