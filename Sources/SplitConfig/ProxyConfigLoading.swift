@@ -31,14 +31,18 @@ extension ProxyConfig {
 
     /// Warnings about the TLS files that do not stop the proxy: a private key that group or others
     /// may read (PostgreSQL refuses such a key; the proxy only warns). One line each.
+    /// Also covers auth_file, which holds the users' secrets.
     public func tlsWarnings() -> [String] {
-        guard let key = clientTLS.keyFile, clientTLS.mode != .disable else { return [] }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: key),
-              let permissions = (attributes[.posixPermissions] as? NSNumber)?.intValue else { return [] }
-        if permissions & 0o077 != 0 {
-            return ["client_tls_key_file \"\(key)\" can be read by group or others (mode \(String(permissions & 0o777, radix: 8))); make it private, e.g. chmod 600"]
+        var warnings: [String] = []
+        func check(_ key: String, _ path: String?) {
+            guard let path, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  let permissions = (attributes[.posixPermissions] as? NSNumber)?.intValue,
+                  permissions & 0o077 != 0 else { return }
+            warnings.append("\(key) \"\(path)\" can be read by group or others (mode \(String(permissions & 0o777, radix: 8))); make it private, e.g. chmod 600")
         }
-        return []
+        if clientTLS.mode != .disable { check("client_tls_key_file", clientTLS.keyFile) }
+        check("auth_file", authFile)
+        return warnings
     }
 
     /// `file` as a path usable from the working directory: absolute paths stay, others are taken
