@@ -58,7 +58,12 @@ final class ClientHandler: @unchecked Sendable {
     var backends: [BackendConnection?] = [nil, nil]
     var loginTimer: TimerHandle?
 
-    init(server: ProxyServer, client: Connection, id: Int, config: ProxyConfig) {
+    /// Set when the client is over max_client_conn (or the proxy is shutting down): its startup
+    /// packet is answered with this FATAL.
+    let refusal: String?
+
+    init(server: ProxyServer, client: Connection, id: Int, config: ProxyConfig, refusal: String? = nil) {
+        self.refusal = refusal
         self.server = server
         self.client = client
         self.loop = client.loop
@@ -164,9 +169,13 @@ final class ClientHandler: @unchecked Sendable {
             client.write([UInt8(ascii: "N")])
         case .cancel(let pid, let key):
             server.cancel(CancelKey(processID: pid, secretKey: key))
-            phase = .closed
-            client.close()
+            close()
         case .startup(_, let parameters):
+            if let refusal {
+                fail(code: refusal.hasPrefix("sorry") ? SQLState.tooManyConnections : SQLState.adminShutdown,
+                     message: refusal)
+                return
+            }
             user = StartupPacket.parameter("user", in: parameters) ?? ""
             databaseName = StartupPacket.parameter("database", in: parameters) ?? user
             startupParameters = parameters.filter { !["user", "database", "replication"].contains($0.0) }
@@ -420,8 +429,24 @@ final class ClientHandler: @unchecked Sendable {
         clientInput.consume(consumed)
         out.flush()
         if server.isShuttingDown { closeIfIdleForShutdown() }
-        // A client that pipelines far ahead of its answers waits until they drain.
-        if clientInput.count > 4 << 20 { client.pauseReading() } else { client.resumeReading() }
+        // A client that pipelines far ahead of its answers waits until they drain; one large message
+        // still arriving is read on (max_message_size bounds it).
+        if clientInput.count > 4 << 20 && bufferedClientMessagesAreComplete { client.pauseReading() } else { client.resumeReading() }
+    }
+
+    /// True when no message in the buffered client input is still arriving (so it waits for the
+    /// session, not for more bytes). Walked only when more than 4 MB are buffered.
+    var bufferedClientMessagesAreComplete: Bool {
+        clientInput.withUnreadBytes { bytes in
+            var offset = 0
+            while bytes.count - offset >= 5 {
+                let length = Int(UInt32(bytes[offset + 1]) << 24 | UInt32(bytes[offset + 2]) << 16
+                                 | UInt32(bytes[offset + 3]) << 8 | UInt32(bytes[offset + 4]))
+                if bytes.count - offset < 1 + length { return false }
+                offset += 1 + length
+            }
+            return offset == bytes.count
+        }
     }
 
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
@@ -489,6 +514,7 @@ final class ClientHandler: @unchecked Sendable {
     func close() {
         if case .closed = phase { return }
         phase = .closed
+        server.clientClosed()
         server.metrics.clientDisconnected()
         loginTimer?.cancel()
         loginTimer = nil

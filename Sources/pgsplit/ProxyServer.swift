@@ -37,6 +37,11 @@ final class ProxyServer: Sendable {
     /// Per database: names seen before a parenthesis that the catalog does not have.
     private let notFunctionNames = Locked<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
+    /// Client connections open now, logged in or not (max_client_conn).
+    private let openClients = Atomic<Int>(0)
+
+    /// A client connection's handler closed.
+    func clientClosed() { openClients.wrappingSubtract(1, ordering: .relaxed) }
     private let catalogGenerationCounter = Atomic<Int>(0)
     let metrics: ProxyMetrics
     private let monitorBox = Locked<HealthMonitor?>(nil)
@@ -101,26 +106,24 @@ final class ProxyServer: Sendable {
     private func accept(_ connection: Connection) {
         let config = self.config
         let id = nextSessionID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let count = sessions.withLock { $0.count }
-        if count >= config.maxClientConnections || isShuttingDown {
+        // Every open client connection counts, logged in or not: a flood of silent sockets must not
+        // get past max_client_conn. Over the limit a client still gets its SSLRequest answered and
+        // then 53300 at its startup packet, as PostgreSQL does; far over it, the socket is just closed.
+        let open = openClients.wrappingAdd(1, ordering: .relaxed).newValue
+        if open > 2 * config.maxClientConnections + 100 {
+            openClients.wrappingSubtract(1, ordering: .relaxed)
             metrics.clientRefused()
-            var out = [UInt8]()
-            let message = "sorry, too many clients already (max_client_conn = \(config.maxClientConnections))"
-            out.append(UInt8(ascii: "E"))
-            var body: [UInt8] = []
-            for (code, value) in [("S", "FATAL"), ("V", "FATAL"), ("C", "53300"), ("M", message)] {
-                body.append(Character(code).asciiValue!); body.append(contentsOf: value.utf8); body.append(0)
-            }
-            body.append(0)
-            let len = UInt32(body.count + 4)
-            out.append(contentsOf: [UInt8(len >> 24), UInt8((len >> 16) & 0xff), UInt8((len >> 8) & 0xff), UInt8(len & 0xff)])
-            out.append(contentsOf: body)
-            connection.start(onRead: { _ in }, onClose: { _ in })
-            connection.write(out)
-            connection.closeAfterFlush()
+            connection.close()
             return
         }
-        let handler = ClientHandler(server: self, client: connection, id: id, config: config)
+        var refusal: String?
+        if isShuttingDown {
+            refusal = "the pgsplit server is shutting down"
+        } else if open > config.maxClientConnections {
+            refusal = "sorry, too many clients already (max_client_conn = \(config.maxClientConnections))"
+        }
+        if refusal != nil { metrics.clientRefused() }
+        let handler = ClientHandler(server: self, client: connection, id: id, config: config, refusal: refusal)
         handler.start()
     }
 

@@ -11,14 +11,57 @@ final class HostileBigAndCancelTests: HostileTestCase {
     func testHundredMegabyteParameterRoundTrip() throws {
         let (proxy, watch) = try startHostile()
         let size = 100 << 20
-        let c = try PQConnection(watch.conninfo(app: "big"))
-        let value = String(repeating: "a", count: size)
-        XCTAssertEqual(try c.queryParams("SELECT inet_server_port()::text, length($1)::text", [value]),
-                       [[replica, "\(size)"]])
+        let c = HostileUnchecked(try PQConnection(watch.conninfo(app: "big")))
+        // libpq blocks while sending: run it on another thread, with a hang guard here.
+        let outcome = HostileBackground {
+            try c.value.queryParams("SELECT inet_server_port()::text, length($1)::text", [String(repeating: "a", count: size)])
+        }
+        waitUntil("the 100 MB parameter's answer", timeout: 120) { outcome.isDone }
+        if !outcome.isDone {
+            print("hostile: 100 MB parameter stuck; proxy VmRSS \(HostileProc.rssKB(proxy.pid)) kB; stderr:\n\(proxy.stderr.suffix(2000))")
+            proxy.stop() // unblocks libpq
+            waitUntil("libpq gave up after the proxy stopped", timeout: 60) { outcome.isDone }
+            return
+        }
+        XCTAssertEqual(try outcome.result?.get(), [[replica, "\(size)"]])
         // And the session goes on.
-        XCTAssertEqual(try c.query("SELECT 1::text"), [["1"]])
-        c.finish()
+        XCTAssertEqual(try c.value.query("SELECT 1::text"), [["1"]])
+        c.value.finish()
         print("hostile: 100 MB parameter: proxy VmHWM \(HostileProc.peakRSSKB(proxy.pid)) kB (baseline VmRSS \(watch.rssBaselineKB) kB)")
+        watch.assertNormalClientWorks()
+        watch.assertBackToBaseline()
+    }
+
+    func testSixMegabyteExtendedBatchBeforeSync() throws {
+        // A JDBC-style batch: one Parse, 3,000 Bind/Execute pairs of 2 kB each, then one Sync —
+        // about 6 MB before the Sync that ends the unit.
+        try makeTable("hostile_big_batch")
+        let (proxy, watch) = try startHostile()
+        let socket = HostileUnchecked(try HostileSocket(port: proxy.port))
+        socket.value.send(HostileWire.startup(application: watch.applicationName("batch")))
+        _ = socket.value.readMessages(until: "Z")
+        let value = String(repeating: "v", count: 2048)
+        var batch = HostileWire.parse("INSERT INTO hostile_big_batch(v) VALUES ($1)")
+        for _ in 0..<3000 { batch += HostileWire.bind([value]) + HostileWire.execute() }
+        batch += HostileWire.sync
+        let payload = batch
+        // A blocking send: on another thread, with a hang guard here.
+        let sent = HostileBackground { socket.value.send(payload); return true }
+        var counter = HostileMessageCounter()
+        let closed = hostileDrain(socket.value.fd, into: &counter, timeout: 120) { $0.sawReadyForQuery }
+        XCTAssertTrue(sent.isDone, "the proxy stopped reading the batch (\(batch.count) bytes)")
+        XCTAssertFalse(closed)
+        XCTAssertTrue(counter.sawReadyForQuery, "no ReadyForQuery after a \(batch.count)-byte batch; got \(counter.counts)")
+        XCTAssertEqual(HostileWire.tags(counter.kept).count, 3000, "\(counter.counts)")
+        XCTAssertEqual(try primaryCount("hostile_big_batch"), counter.sawReadyForQuery ? 3000 : 0)
+        if !sent.isDone {
+            print("hostile: 6 MB batch stuck; proxy VmRSS \(HostileProc.rssKB(proxy.pid)) kB")
+            proxy.stop() // unblocks the sender
+            waitUntil("the sender gave up", timeout: 60) { sent.isDone }
+            socket.value.abort()
+            return
+        }
+        socket.value.abort()
         watch.assertNormalClientWorks()
         watch.assertBackToBaseline()
     }

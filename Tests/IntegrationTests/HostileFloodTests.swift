@@ -64,11 +64,15 @@ final class HostileFloodTests: HostileTestCase {
         var clients: [PQConnection] = []
         for i in 0..<50 { clients.append(try PQConnection(watch.conninfo(app: "c\(i)"))) }
         XCTAssertEqual(try clients[49].query("SELECT inet_server_port()::text"), [[replica]])
-        // The 51st: libpq sees 53300; a raw socket gets the ErrorResponse without sending a byte.
-        XCTAssertThrowsError(try PQConnection(watch.conninfo(app: "c50"))) { error in
-            XCTAssertEqual((error as? PQError)?.sqlState, "53300", "\(error)")
+        // The 51st: libpq sees 53300 (with its default sslmode=prefer, and without TLS); a raw
+        // socket gets the ErrorResponse for its startup packet, as from PostgreSQL.
+        for extra in ["", " sslmode=disable"] {
+            XCTAssertThrowsError(try PQConnection(watch.conninfo(app: "c50") + extra)) { error in
+                XCTAssertEqual((error as? PQError)?.sqlState, "53300", "libpq\(extra): \(error)")
+            }
         }
         let raw = try RawClient(port: proxy.port)
+        raw.send(RawWire.startup([("user", "app_rw"), ("database", "app")]))
         let messages = RawWire.parse(raw.read(timeout: 30)).messages
         XCTAssertEqual(HostileWire.errorCodes(messages), ["53300"], "\(messages)")
         XCTAssertTrue(raw.closedByPeer)

@@ -449,3 +449,9 @@ final class HostileSocket {
         if fd >= 0 { shutdown(fd, Int32(SHUT_WR)) }
     }
 }
+
+/// Hands a non-Sendable value (a libpq connection) to one other thread while this one only waits.
+final class HostileUnchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
