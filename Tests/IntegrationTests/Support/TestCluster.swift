@@ -85,7 +85,8 @@ final class TestCluster: Sendable {
         let p = try superuser(.primary)
         let r = try superuser(.replica)
         defer { p.finish(); r.finish() }
-        guard let target = try p.scalar("SELECT pg_current_wal_lsn()") else { return }
+        // The insert position: with synchronous_commit = off a commit may not be flushed yet.
+        guard let target = try p.scalar("SELECT pg_current_wal_insert_lsn()") else { return }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try r.scalar("SELECT pg_last_wal_replay_lsn() >= '\(target)'::pg_lsn") == "t" { return }
