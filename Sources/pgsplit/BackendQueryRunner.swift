@@ -56,7 +56,7 @@ private final class RowCollector {
             buffer.moveReaderIndex(to: payload.upperBound)
             switch type {
             case UInt8(ascii: "D"):
-                rows.append(Self.decodeDataRow(body))
+                rows.append(DataRow.decodeText(body))
             case UInt8(ascii: "E"):
                 error = try? ErrorFields.decode(body)
             case UInt8(ascii: "Z"):
@@ -73,23 +73,6 @@ private final class RowCollector {
         }
     }
 
-    static func decodeDataRow(_ body: ArraySlice<UInt8>) -> [String?] {
-        var values: [String?] = []
-        var i = body.startIndex
-        guard body.count >= 2 else { return [] }
-        let count = Int(body[i]) << 8 | Int(body[i + 1])
-        i += 2
-        for _ in 0..<count {
-            guard i + 4 <= body.endIndex else { break }
-            let len = Int(Int32(bitPattern: UInt32(body[i]) << 24 | UInt32(body[i + 1]) << 16 | UInt32(body[i + 2]) << 8 | UInt32(body[i + 3])))
-            i += 4
-            if len < 0 { values.append(nil); continue }
-            guard i + len <= body.endIndex else { break }
-            values.append(String(decoding: body[i..<(i + len)], as: UTF8.self))
-            i += len
-        }
-        return values
-    }
 
     func finish(_ result: Swift.Result<BackendQueryRunner.Result, BackendConnector.Failure>) {
         guard let done = completion else { return }

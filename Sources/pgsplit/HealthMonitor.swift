@@ -213,7 +213,7 @@ private final class BackendWatcher: @unchecked Sendable {
                 buffer.moveReaderIndex(to: payload.upperBound)
                 switch type {
                 case UInt8(ascii: "D"):
-                    row = Self.decodeDataRow(body)
+                    row = DataRow.decodeText(body)
                 case UInt8(ascii: "E"):
                     error = try? ErrorFields.decode(body)
                 case UInt8(ascii: "Z"):
@@ -253,22 +253,4 @@ private final class BackendWatcher: @unchecked Sendable {
         if case .queryFailed(let why) = outcome { Log.debug("\(label): health check failed: \(why)") }
     }
 
-    static func decodeDataRow(_ body: ArraySlice<UInt8>) -> [String?] {
-        var values: [String?] = []
-        var i = body.startIndex
-        guard body.count >= 2 else { return [] }
-        let count = Int(body[i]) << 8 | Int(body[i + 1])
-        i += 2
-        for _ in 0..<count {
-            guard i + 4 <= body.endIndex else { break }
-            let length = Int(Int32(bitPattern: UInt32(body[i]) << 24 | UInt32(body[i + 1]) << 16
-                                   | UInt32(body[i + 2]) << 8 | UInt32(body[i + 3])))
-            i += 4
-            if length < 0 { values.append(nil); continue }
-            guard i + length <= body.endIndex else { break }
-            values.append(String(decoding: body[i..<(i + length)], as: UTF8.self))
-            i += length
-        }
-        return values
-    }
 }
