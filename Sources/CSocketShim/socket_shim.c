@@ -1,7 +1,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "socket_shim.h"
 
 int pgsplit_accept4_nonblock(int fd) {
@@ -24,11 +29,15 @@ int pgsplit_epoll_update(int epfd, int op, int fd, uint32_t interest, uint64_t t
 #define PGSPLIT_EPOLL_BATCH 256
 
 int pgsplit_epoll_poll(int epfd, uint64_t *tokens, uint32_t *readiness, int capacity) {
+    return pgsplit_epoll_wait(epfd, tokens, readiness, capacity, 0);
+}
+
+int pgsplit_epoll_wait(int epfd, uint64_t *tokens, uint32_t *readiness, int capacity, int timeout_ms) {
     struct epoll_event events[PGSPLIT_EPOLL_BATCH];
     if (capacity > PGSPLIT_EPOLL_BATCH) capacity = PGSPLIT_EPOLL_BATCH;
     int count;
     do {
-        count = epoll_wait(epfd, events, capacity, 0);
+        count = epoll_wait(epfd, events, capacity, timeout_ms);
     } while (count < 0 && errno == EINTR);
     for (int i = 0; i < count; i++) {
         uint32_t bits = 0;
@@ -40,4 +49,57 @@ int pgsplit_epoll_poll(int epfd, uint64_t *tokens, uint32_t *readiness, int capa
         readiness[i] = bits;
     }
     return count;
+}
+
+int pgsplit_eventfd_create(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+int pgsplit_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t written;
+    do {
+        written = write(fd, &one, sizeof one);
+    } while (written < 0 && errno == EINTR);
+    // EAGAIN means the counter is already (nearly) full: the descriptor is readable either way.
+    return written == sizeof one || (written < 0 && errno == EAGAIN) ? 0 : -1;
+}
+
+void pgsplit_eventfd_drain(int fd) {
+    uint64_t value;
+    while (read(fd, &value, sizeof value) < 0 && errno == EINTR) {
+    }
+}
+
+struct pgsplit_thread_start_args {
+    void (*body)(void *);
+    void *context;
+};
+
+static void *pgsplit_thread_main(void *raw) {
+    struct pgsplit_thread_start_args args = *(struct pgsplit_thread_start_args *)raw;
+    free(raw);
+    args.body(args.context);
+    return NULL;
+}
+
+int pgsplit_thread_start(const char *name, void (*body)(void *), void *context) {
+    struct pgsplit_thread_start_args *args = malloc(sizeof *args);
+    if (!args) return ENOMEM;
+    args->body = body;
+    args->context = context;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int result = pthread_create(&thread, &attr, pgsplit_thread_main, args);
+    pthread_attr_destroy(&attr);
+    if (result != 0) {
+        free(args);
+        return result;
+    }
+    char short_name[16];
+    snprintf(short_name, sizeof short_name, "%s", name);
+    pthread_setname_np(thread, short_name);
+    return 0;
 }

@@ -1,42 +1,106 @@
 import CSocketShim
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One epoll descriptor per loop, watched by a single DispatchSourceRead: each Dispatch wake-up
-/// drains a whole batch of socket events, instead of paying libdispatch's per-event cost
-/// (FIONREAD, epoll re-arm, thread hand-off) for every socket.
+/// One epoll descriptor per loop, so that one wake-up serves a whole batch of socket events.
+///
+/// Two ways to learn that the descriptor has events (`EpollWaking`):
+/// - `.dispatchSource`: a DispatchSourceRead on the epoll descriptor. Every wake-up then costs
+///   libdispatch's event thread a wake-up, a hand-off to a worker thread, and a second event-thread
+///   wake-up to re-arm the source (three context switches per batch).
+/// - `.waiterThread`: a thread of the loop's own blocks in `epoll_wait` and hands each batch to the
+///   loop's serial queue with `queue.sync`. When the queue is idle, Dispatch runs the batch right on
+///   the waiter thread: one wake-up per batch, as in a plain epoll loop, while the queue still
+///   serialises the batch with every other block of the loop (timers, `execute`). The queue is never
+///   blocked: the waiting happens outside it.
 ///
 /// Registrations carry a token of fd and generation, so an event still queued for a closed fd is
 /// dropped even when the fd number was already reused within the same batch.
 final class EpollPoller {
     private let epollFD: Int32
-    private let source: DispatchSourceRead
-    /// Indexed by fd: the current registration on that fd, if any.
+    private let queue: DispatchQueue
+    /// Indexed by fd: the current registration on that fd, if any. Touched only on `queue`.
     private var registrations: [EpollWatcher?] = []
     private var generation: UInt32 = 0
     private static let batchSize = 256
     private let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: EpollPoller.batchSize)
     private let readiness = UnsafeMutablePointer<UInt32>.allocate(capacity: EpollPoller.batchSize)
+    private let waking: Waking
+    /// Set by `shutdown()` before it signals the waiter thread's eventfd.
+    private let stopping = Atomic<Bool>(false)
 
-    init(queue: DispatchQueue) {
-        epollFD = pgsplit_epoll_create()
-        precondition(epollFD >= 0, "epoll_create1 failed: \(String(cString: strerror(errno)))")
-        source = DispatchSource.makeReadSource(fileDescriptor: epollFD, queue: queue)
-        // The handler holds the poller until `shutdown()` cancels the source.
-        source.setEventHandler { [self] in drain() }
-        source.setCancelHandler { [epollFD, tokens, readiness] in
-            Glibc.close(epollFD)
-            tokens.deallocate()
-            readiness.deallocate()
-        }
-        source.activate()
+    private enum Waking {
+        case dispatchSource(DispatchSourceRead)
+        /// `wakeFD` is an eventfd in the epoll set that `shutdown()` signals.
+        case waiterThread(wakeFD: Int32)
     }
 
-    /// Releases the epoll descriptor once its source is cancelled. Called when the loop goes away.
+    /// The token of the waiter thread's eventfd. A socket's token never equals it: its low half is
+    /// the fd, and no fd is UInt32.max.
+    private static let wakeToken = UInt64.max
+
+    init(queue: DispatchQueue, waking mode: EpollWaking) {
+        epollFD = pgsplit_epoll_create()
+        precondition(epollFD >= 0, "epoll_create1 failed: \(String(cString: strerror(errno)))")
+        self.queue = queue
+        switch mode {
+        case .dispatchSource:
+            let source = DispatchSource.makeReadSource(fileDescriptor: epollFD, queue: queue)
+            waking = .dispatchSource(source)
+            // The handler holds the poller until `shutdown()` cancels the source.
+            source.setEventHandler { [self] in
+                let count = pgsplit_epoll_poll(epollFD, tokens, readiness, Int32(EpollPoller.batchSize))
+                deliver(count)
+            }
+            source.setCancelHandler { [self] in releaseDescriptors() }
+            source.activate()
+        case .waiterThread:
+            let wakeFD = pgsplit_eventfd_create()
+            precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
+            precondition(pgsplit_epoll_update(epollFD, 0, wakeFD, UInt32(PGSPLIT_EPOLL_IN), EpollPoller.wakeToken) == 0,
+                         "epoll_ctl failed: \(String(cString: strerror(errno)))")
+            waking = .waiterThread(wakeFD: wakeFD)
+            // The waiter thread holds the poller until it stops.
+            let context = Unmanaged.passRetained(self).toOpaque()
+            let started = pgsplit_thread_start("pgsplit.epoll", { context in
+                Unmanaged<EpollPoller>.fromOpaque(context!).takeRetainedValue().waitForEvents()
+            }, context)
+            precondition(started == 0, "cannot start the epoll waiter thread: \(String(cString: strerror(started)))")
+        }
+    }
+
+    /// Releases the epoll descriptor once nothing waits on it any more. Called when the loop goes away.
     func shutdown() {
-        source.cancel()
+        switch waking {
+        case .dispatchSource(let source):
+            source.cancel()
+        case .waiterThread(let wakeFD):
+            stopping.store(true, ordering: .releasing)
+            _ = pgsplit_eventfd_signal(wakeFD)
+        }
+    }
+
+    /// The waiter thread's body: wait, then run the batch on the loop's queue; until `shutdown()`.
+    private func waitForEvents() {
+        while true {
+            let count = pgsplit_epoll_wait(epollFD, tokens, readiness, Int32(EpollPoller.batchSize), -1)
+            if stopping.load(ordering: .acquiring) { break }
+            // epoll_wait fails only on a bad descriptor or buffer (EINTR is retried): a bug, not a state.
+            precondition(count >= 0, "epoll_wait failed: \(String(cString: strerror(errno)))")
+            // Waiting for the queue here, not on it: the batch runs once the loop's current block ends.
+            queue.sync { deliver(count) }
+        }
+        releaseDescriptors()
+    }
+
+    private func releaseDescriptors() {
+        if case .waiterThread(let wakeFD) = waking { Glibc.close(wakeFD) }
+        Glibc.close(epollFD)
+        tokens.deallocate()
+        readiness.deallocate()
     }
 
     func nextToken(fd: Int32) -> UInt64 {
@@ -72,11 +136,15 @@ final class EpollPoller {
         }
     }
 
-    private func drain() {
-        let count = pgsplit_epoll_poll(epollFD, tokens, readiness, Int32(EpollPoller.batchSize))
+    /// Hands the first `count` gathered events to their watchers. Runs on the loop's queue.
+    private func deliver(_ count: Int32) {
         guard count > 0 else { return }
         for i in 0..<Int(count) {
             let token = tokens[i]
+            if token == EpollPoller.wakeToken {
+                if case .waiterThread(let wakeFD) = waking { pgsplit_eventfd_drain(wakeFD) }
+                continue
+            }
             let fd = Int(UInt32(truncatingIfNeeded: token))
             guard fd < registrations.count, let watcher = registrations[fd], watcher.token == token else {
                 continue

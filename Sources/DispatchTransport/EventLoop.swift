@@ -67,12 +67,12 @@ public final class EventLoop: @unchecked Sendable {
         switch ioStrategy {
         case .dispatchSourcePerSocket:
             return DispatchSourceWatcher(fd: fd, queue: queue, handler: handler)
-        case .epollPerLoop:
+        case .epollPerLoop, .epollWaiterPerLoop:
             let poller: EpollPoller
             if let existing = self.poller {
                 poller = existing
             } else {
-                poller = EpollPoller(queue: queue)
+                poller = EpollPoller(queue: queue, waking: ioStrategy == .epollPerLoop ? .dispatchSource : .waiterThread)
                 self.poller = poller
             }
             return EpollWatcher(fd: fd, poller: poller, handler: handler)

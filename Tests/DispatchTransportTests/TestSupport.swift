@@ -4,7 +4,7 @@ import Synchronization
 import XCTest
 
 /// Both I/O strategies must behave identically; every test runs against each.
-let allStrategies: [IOStrategy] = [.dispatchSourcePerSocket, .epollPerLoop]
+let allStrategies: [IOStrategy] = [.dispatchSourcePerSocket, .epollPerLoop, .epollWaiterPerLoop]
 
 /// Hang guard for expectations: generous, never a timing assertion.
 let hangGuard: TimeInterval = 60

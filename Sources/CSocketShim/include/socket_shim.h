@@ -27,4 +27,20 @@ int pgsplit_epoll_update(int epfd, int op, int fd, uint32_t interest, uint64_t t
 /// Returns the number of events or -1 (errno set).
 int pgsplit_epoll_poll(int epfd, uint64_t *tokens, uint32_t *readiness, int capacity);
 
+/// epoll_wait that blocks up to `timeout_ms` (-1: until an event); otherwise as pgsplit_epoll_poll.
+int pgsplit_epoll_wait(int epfd, uint64_t *tokens, uint32_t *readiness, int capacity, int timeout_ms);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): a descriptor another thread makes readable to wake a waiter.
+int pgsplit_eventfd_create(void);
+
+/// Adds 1 to an eventfd's counter (makes it readable). Returns 0 or -1 (errno set).
+int pgsplit_eventfd_signal(int fd);
+
+/// Resets an eventfd's counter (makes it unreadable again).
+void pgsplit_eventfd_drain(int fd);
+
+/// Starts a detached thread named `name` (at most 15 bytes are kept) that runs `body(context)`.
+/// Returns 0 or an error number.
+int pgsplit_thread_start(const char *name, void (*body)(void *), void *context);
+
 #endif
