@@ -20,6 +20,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public let logRouting: Bool
     /// Event loops; 0 means one per core (see `workerCount(processorCount:)`).
     public let workers: Int
+    /// Listen with SO_REUSEPORT, so that several pgsplit processes can share the same address.
+    public let reusePort: Bool
     public let readYourWrites: ReadYourWrites
     /// The replay delay beyond which main is considered too far behind; nil means no limit.
     public let maxReplicaLag: Duration?
@@ -43,6 +45,7 @@ public struct ProxyConfig: Sendable, Equatable {
         public static let connectTimeout = Duration.seconds(5)
         public static let logRouting = false
         public static let workers = 0
+        public static let reusePort = false
         public static let readYourWrites = ReadYourWrites.lsn
         public static let readFallback = ReadFallback.writeable
     }
@@ -59,6 +62,7 @@ public struct ProxyConfig: Sendable, Equatable {
         connectTimeout: Duration = Defaults.connectTimeout,
         logRouting: Bool = Defaults.logRouting,
         workers: Int = Defaults.workers,
+        reusePort: Bool = Defaults.reusePort,
         readYourWrites: ReadYourWrites = Defaults.readYourWrites,
         maxReplicaLag: Duration? = nil,
         readFallback: ReadFallback = Defaults.readFallback,
@@ -75,6 +79,7 @@ public struct ProxyConfig: Sendable, Equatable {
         self.connectTimeout = connectTimeout
         self.logRouting = logRouting
         self.workers = workers
+        self.reusePort = reusePort
         self.readYourWrites = readYourWrites
         self.maxReplicaLag = maxReplicaLag
         self.readFallback = readFallback

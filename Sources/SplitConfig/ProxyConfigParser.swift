@@ -18,7 +18,7 @@ struct ProxyConfigParser {
 
     static let generalKeys = [
         "listen", "auth_type", "auth_file", "admin_users", "max_client_conn", "max_message_size",
-        "client_login_timeout", "connect_timeout", "log_routing", "workers",
+        "client_login_timeout", "connect_timeout", "log_routing", "workers", "so_reuseport",
         "read_your_writes", "max_replica_lag", "read_fallback",
         "server_reset_query", "server_idle_timeout", "server_lifetime", "server_pool_size",
     ] + operationsKeys + clientTLSKeys
@@ -114,6 +114,9 @@ struct ProxyConfigParser {
         let workers = try entries.take("workers").map {
             try entries.value($0, expected: "a whole number; 0 means one per core") { SettingValueParsing.integer($0, atLeast: 0, atMost: 1024) }
         } ?? Defaults.workers
+        let reusePort = try entries.take("so_reuseport").map {
+            try entries.value($0, expected: Self.booleanChoices, SettingValueParsing.boolean)
+        } ?? Defaults.reusePort
         let readYourWrites = try entries.take("read_your_writes").map {
             try entries.value($0, expected: Self.choices(ReadYourWrites.allCases.map(\.rawValue)), ReadYourWrites.init(rawValue:))
         } ?? Defaults.readYourWrites
@@ -145,7 +148,7 @@ struct ProxyConfigParser {
             listen: listen, authType: authType, authFile: authFile, userlist: nil, adminUsers: adminUsers,
             maxClientConnections: maxClientConnections, maxMessageSize: maxMessageSize,
             clientLoginTimeout: clientLoginTimeout, connectTimeout: connectTimeout, logRouting: logRouting,
-            workers: workers, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
+            workers: workers, reusePort: reusePort, readYourWrites: readYourWrites, maxReplicaLag: maxReplicaLag,
             readFallback: readFallback, databases: databases)
         config.pool = pool
         config.operations = operations

@@ -85,7 +85,7 @@ final class ProxyServer: Sendable {
         var opened: [Listener] = []
         for address in config.listen {
             let host = address.listensOnAllInterfaces ? "0.0.0.0" : address.host
-            let listener = try Listener(host: host, port: address.port, group: group)
+            let listener = try Listener(host: host, port: address.port, group: group, reusePort: config.reusePort)
             listener.start { [self] connection in accept(connection) }
             Log.info("listening on \(address)")
             opened.append(listener)
@@ -217,8 +217,8 @@ final class ProxyServer: Sendable {
             if let refusal = outcome.refusals.first {
                 return .failure(ReloadFailure(reason: refusal))
             }
-            if fresh.listen != config.listen {
-                Log.warning("reload: listen addresses change only at restart")
+            if fresh.listen != config.listen || fresh.reusePort != config.reusePort {
+                Log.warning("reload: listen addresses and so_reuseport change only at restart")
             }
             classifiers.withLock { classifiers in
                 for database in fresh.databases {

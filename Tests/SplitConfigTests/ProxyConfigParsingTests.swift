@@ -17,6 +17,7 @@ final class ProxyConfigParsingTests: XCTestCase {
         connect_timeout = 2min
         log_routing = yes
         workers = 4
+        so_reuseport = on
         read_your_writes = lsn
         max_replica_lag = 10s
         read_fallback = error
@@ -47,6 +48,7 @@ final class ProxyConfigParsingTests: XCTestCase {
         XCTAssertEqual(config.connectTimeout, .seconds(120))
         XCTAssertTrue(config.logRouting)
         XCTAssertEqual(config.workers, 4)
+        XCTAssertTrue(config.reusePort)
         XCTAssertEqual(config.workerCount(processorCount: 2), 4)
         XCTAssertEqual(config.readYourWrites, .lsn)
         XCTAssertEqual(config.maxReplicaLag, .seconds(10))
@@ -87,6 +89,7 @@ final class ProxyConfigParsingTests: XCTestCase {
         XCTAssertEqual(config.connectTimeout, .seconds(5))
         XCTAssertFalse(config.logRouting)
         XCTAssertEqual(config.workers, 0)
+        XCTAssertFalse(config.reusePort)
         XCTAssertEqual(config.workerCount(processorCount: 2), 2)
         XCTAssertEqual(config.readYourWrites, .lsn)
         XCTAssertNil(config.maxReplicaLag)

@@ -26,17 +26,17 @@ class ProxyTestCase: XCTestCase {
 
     /// A proxy with the given config (not started).
     func makeProxy(auth: String = "trust", settings: [String] = [], databases: String? = nil,
-                   users: [(String, String)] = ProxyProcess.defaultUsers) throws -> ProxyProcess {
+                   users: [(String, String)] = ProxyProcess.defaultUsers, port: Int? = nil) throws -> ProxyProcess {
         let p = try ProxyProcess(auth: auth, settings: settings,
-                                 databases: databases ?? ProxyProcess.splitDatabase(cluster), users: users)
+                                 databases: databases ?? ProxyProcess.splitDatabase(cluster), users: users, port: port)
         proxies.append(p)
         return p
     }
 
     /// A started proxy (main = replica as app_ro, writeable = primary as app_rw unless `databases` says otherwise).
     func startProxy(auth: String = "trust", settings: [String] = [], databases: String? = nil,
-                    users: [(String, String)] = ProxyProcess.defaultUsers) throws -> ProxyProcess {
-        let p = try makeProxy(auth: auth, settings: settings, databases: databases, users: users)
+                    users: [(String, String)] = ProxyProcess.defaultUsers, port: Int? = nil) throws -> ProxyProcess {
+        let p = try makeProxy(auth: auth, settings: settings, databases: databases, users: users, port: port)
         try p.start()
         return p
     }
