@@ -7,8 +7,8 @@ private let eventLoopKey = DispatchSpecificKey<ObjectIdentifier>()
 /// One serial DispatchQueue and everything confined to it: the sockets assigned to it, their
 /// readiness watching, and one read buffer shared by all of them.
 ///
-/// Sendable by confinement: the mutable state (`readBuffer`'s contents, `poller`) is touched only
-/// on `queue`; the entry points that touch it assert so in debug builds.
+/// Sendable by confinement: the mutable state (`readBuffer`'s contents, `poller`, `timers`) is touched
+/// only on `queue`; the entry points that touch it assert so in debug builds.
 public final class EventLoop: @unchecked Sendable {
     /// Every callback of this loop's connections and timers runs on this queue.
     public let queue: DispatchQueue
@@ -18,11 +18,14 @@ public final class EventLoop: @unchecked Sendable {
     static let readBufferSize = 64 * 1024
     let readBuffer: UnsafeMutableRawBufferPointer
     private var poller: EpollPoller?
+    /// This loop's timers (touched only on `queue`).
+    let timers: LoopTimers
 
     public init(label: String = "pgsplit.loop", ioStrategy: IOStrategy = .default) {
         queue = DispatchQueue(label: label)
         self.ioStrategy = ioStrategy
         readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
+        timers = LoopTimers(queue: queue)
         queue.setSpecific(key: eventLoopKey, value: ObjectIdentifier(self))
     }
 
@@ -58,7 +61,7 @@ public final class EventLoop: @unchecked Sendable {
     @discardableResult
     public func scheduleTimer(after seconds: Double, _ body: @escaping () -> Void) -> TimerHandle {
         assertInEventLoop()
-        return TimerHandle(queue: queue, after: seconds, body)
+        return TimerHandle(loop: self, id: timers.schedule(after: seconds, body))
     }
 
     /// Starts watching `fd` for `handler` with this loop's I/O strategy. Call on this loop.

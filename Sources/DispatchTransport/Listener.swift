@@ -7,9 +7,12 @@ import Glibc
 /// A listening socket. Each accepted socket becomes a `Connection` on `group.next()`'s loop and
 /// is handed to `onAccept` on that loop.
 ///
-/// Sendable by confinement: the accept state is touched only on the listener's own queue;
+/// The socket is watched by the group's first loop like any other socket, so accepting costs no
+/// Dispatch event of its own, and a client assigned to that same loop starts without a hop.
+///
+/// Sendable by confinement: the accept state is touched only on `acceptLoop`'s queue;
 /// everything else is immutable after init.
-public final class Listener: @unchecked Sendable {
+public final class Listener: @unchecked Sendable, SocketReadinessHandler {
     /// The port actually bound (useful after binding port 0); for Unix sockets the port given.
     public let boundPort: Int
     /// "ip:port", "[ip6]:port" or the Unix socket path.
@@ -17,10 +20,11 @@ public final class Listener: @unchecked Sendable {
 
     private let fd: Int32
     private let group: EventLoopGroup
-    private let queue = DispatchQueue(label: "pgsplit.listener")
+    /// The loop that watches the listening socket and accepts.
+    private let acceptLoop: EventLoop
     private let unixPath: String?
-    private var source: DispatchSourceRead?
-    private var suspended = false
+    private var watcher: SocketWatcher?
+    private var backingOff = false
     private var closed = false
     private var onAccept: (@Sendable (Connection) -> Void)?
 
@@ -35,6 +39,7 @@ public final class Listener: @unchecked Sendable {
     public init(host: String, port: Int, group: EventLoopGroup, reusePort: Bool = false,
                 backlog: Int32 = 1024) throws(TransportError) {
         self.group = group
+        acceptLoop = group.loops[0]
         let candidates: [SocketAddress]
         if SocketAddress.isUnixDirectory(host) {
             candidates = [try SocketAddress.unixSocket(directory: host, port: port)]
@@ -120,38 +125,43 @@ public final class Listener: @unchecked Sendable {
     /// Starts accepting. `onAccept` runs on the accepted connection's loop; the connection is not
     /// reading yet (set its handlers, then `startReading()`).
     public func start(onAccept: @escaping @Sendable (Connection) -> Void) {
-        queue.async { [self] in
-            guard !closed, source == nil else { return }
+        acceptLoop.execute { [self] in
+            guard !closed, watcher == nil else { return }
             self.onAccept = onAccept
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-            source.setEventHandler { [self] in acceptPending() }
-            // Closing only here: libdispatch keys registrations by fd number.
-            source.setCancelHandler { [fd, unixPath] in
-                Glibc.close(fd)
-                if let unixPath { unlink(unixPath) }
+            let watcher = acceptLoop.makeWatcher(fd: fd, handler: self)
+            self.watcher = watcher
+            do {
+                try watcher.setReadInterest(true)
+            } catch {
+                // Only a kernel watch limit fails here; retry after the back-off.
+                backOff()
             }
-            self.source = source
-            source.activate()
         }
     }
 
     /// Stops accepting and closes the socket (idempotent, from any thread). Connections already
     /// accepted are unaffected.
     public func close() {
-        queue.async { [self] in
+        acceptLoop.execute { [self] in
             guard !closed else { return }
             closed = true
             onAccept = nil
-            if let source {
-                if suspended { source.resume(); suspended = false }
-                source.cancel()
-                self.source = nil
+            if let watcher {
+                // The watcher owns the fd from its creation on.
+                watcher.closeSocket()
+                self.watcher = nil
             } else {
                 Glibc.close(fd)
-                if let unixPath { unlink(unixPath) }
             }
+            if let unixPath { unlink(unixPath) }
         }
     }
+
+    func socketReadable() {
+        acceptPending()
+    }
+
+    func socketWritable() {}
 
     /// Accepts everything pending, then waits for the next wake-up.
     private func acceptPending() {
@@ -179,18 +189,27 @@ public final class Listener: @unchecked Sendable {
             }
             let loop = group.next()
             let connection = Connection(fd: client, loop: loop, remoteAddress: remote)
-            loop.execute { onAccept(connection) }
+            if loop === acceptLoop {
+                onAccept(connection)
+            } else {
+                loop.execute { onAccept(connection) }
+            }
         }
     }
 
+    /// Stops watching for a while after the process ran out of descriptors, so accept does not spin.
     private func backOff() {
-        guard let source, !suspended else { return }
-        source.suspend()
-        suspended = true
-        queue.asyncAfter(deadline: .now() + Listener.descriptorExhaustionBackoff) { [self] in
-            guard suspended, !closed, let source = self.source else { return }
-            suspended = false
-            source.resume()
+        guard let watcher, !backingOff else { return }
+        backingOff = true
+        try? watcher.setReadInterest(false)
+        acceptLoop.scheduleTimer(after: Listener.descriptorExhaustionBackoff) { [self] in
+            backingOff = false
+            guard !closed, let watcher = self.watcher else { return }
+            do {
+                try watcher.setReadInterest(true)
+            } catch {
+                backOff()
+            }
         }
     }
 }

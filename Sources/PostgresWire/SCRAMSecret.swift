@@ -48,6 +48,8 @@ public struct SCRAMSecret: Equatable, Sendable {
 
     /// Parses the stored form; nil when the string is not a SCRAM-SHA-256 secret.
     public init?(parsing text: String) {
+        // Most secrets in an auth file are not SCRAM: say no before splitting anything.
+        guard text.utf8.starts(with: Self.mechanism.utf8) else { return nil }
         let parts = text.split(separator: "$", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == Self.mechanism else { return nil }
         let saltPart = parts[1].split(separator: ":", omittingEmptySubsequences: false)

@@ -3,7 +3,7 @@
 /// Missing `user`/`password` mean "the client's own": the proxy then logs in as the connecting user
 /// with that user's secret from auth_file (the PgBouncer convention). Missing `dbname` means the
 /// database name the client asked for.
-public struct BackendAddress: Sendable, Equatable, CustomStringConvertible {
+public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
     /// Every pair as written (after inheritance), in order; the typed properties below are views of it.
     public let parameters: [ConnectionParameter]
 

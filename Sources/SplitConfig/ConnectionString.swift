@@ -1,5 +1,5 @@
 /// One `key=value` pair of a libpq connection string.
-public struct ConnectionParameter: Sendable, Equatable {
+public struct ConnectionParameter: Sendable, Hashable {
     public let key: String
     public let value: String
 

@@ -364,14 +364,14 @@ extension ClientHandler {
     /// FATAL 28000 as PostgreSQL answers a pg_hba.conf mismatch.
     func tlsLoginRefusal() -> (message: String, hint: String)? {
         let settings = config.clientTLS
-        var host = client.remoteAddress // "ip:port", "[ip6]:port" or a socket path: show the host only
-        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
-            host = String(host[host.index(after: host.startIndex)..<end])
-        } else if host.filter({ $0 == ":" }).count == 1, let colon = host.lastIndex(of: ":") {
-            host = String(host[..<colon])
-        }
-        let who = "host \"\(host)\", user \"\(user)\", database \"\(databaseName)\""
         if (settings.mode.requiresTLS || config.authType == .cert) && !client.isTLS {
+            var host = client.remoteAddress // "ip:port", "[ip6]:port" or a socket path: show the host only
+            if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+                host = String(host[host.index(after: host.startIndex)..<end])
+            } else if host.filter({ $0 == ":" }).count == 1, let colon = host.lastIndex(of: ":") {
+                host = String(host[..<colon])
+            }
+            let who = "host \"\(host)\", user \"\(user)\", database \"\(databaseName)\""
             return ("pgsplit requires TLS: connection from \(who) is not encrypted (SSL off)",
                     "Connect with sslmode=require or stronger (verify-full with the proxy's CA certificate is best).")
         }

@@ -10,16 +10,16 @@ import SplitConfig
 /// handlers on that loop and its own timers).
 final class BackendPool: @unchecked Sendable {
     struct Key: Hashable {
-        var address: String
+        var address: BackendAddress
         var user: String
         var database: String
-        var parameters: [String]
+        var parameters: [ConnectionParameter]
 
         init(_ login: BackendLogin) {
-            address = login.address.rendered(maskingPassword: false)
+            address = login.address
             user = login.user
             database = login.database
-            parameters = login.parameters.map { $0.0 + "=" + $0.1 }
+            parameters = login.parameters.isEmpty ? [] : login.parameters.map { ConnectionParameter(key: $0.0, value: $0.1) }
         }
     }
 

@@ -316,7 +316,7 @@ final class ClientHandler: @unchecked Sendable {
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
         if case .connectingMain = phase {
-            server.rememberLogin(BackendPool.Key(login), opened.info)
+            server.rememberLogin(backend.poolKey, opened.info)
             finishLogin(opened.info)
         } else {
             session?.backendOpened(role)
@@ -406,7 +406,7 @@ final class ClientHandler: @unchecked Sendable {
         for role in forget {
             guard let backend = backends[role.rawValue] else { continue }
             backends[role.rawValue] = nil
-            pool.release(backend.connection, key: BackendPool.Key(backend.login), info: backend.info, createdAt: backend.createdAt)
+            pool.release(backend.connection, key: backend.poolKey, info: backend.info, createdAt: backend.createdAt)
         }
         session!.reconfigure(hasWriteable: newDatabase.writeable != nil, forget: forget)
         Log.info("session \(id): moved to the reloaded configuration")
@@ -528,7 +528,7 @@ final class ClientHandler: @unchecked Sendable {
             guard let backend else { continue }
             recorder?.database.target(backend.role).backendConnectionClosed()
             if reusable && backend.input.isEmpty {
-                pool.release(backend.connection, key: BackendPool.Key(backend.login), info: backend.info,
+                pool.release(backend.connection, key: backend.poolKey, info: backend.info,
                              createdAt: backend.createdAt)
             } else {
                 backend.connection.onRead = nil
@@ -553,6 +553,8 @@ final class BackendConnection {
     let info: BackendSessionInfo
     let login: BackendLogin
     let createdAt: ContinuousClock.Instant
+    /// Where the connection goes back when the client leaves (computed once: hashing it is not free).
+    let poolKey: BackendPool.Key
     var input = InputBuffer()
 
     var keyData: BackendKeyData? { info.keyData }
@@ -565,6 +567,7 @@ final class BackendConnection {
         self.info = info
         self.login = login
         self.createdAt = createdAt
+        poolKey = BackendPool.Key(login)
     }
 }
 
