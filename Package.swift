@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release builds leave out the run-time exclusivity checks on class properties (debug builds, and so
+// every test run, keep them): on the per-message path they cost more than the work they guard.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "pgsplit",
     platforms: [.macOS(.v14)],
@@ -18,22 +22,23 @@ let package = Package(
         .target(name: "CSocketShim", path: "Sources/CSocketShim"),
 
         // Pure modules: no I/O.
-        .target(name: "PostgresWire", dependencies: ["CLibSSL"]),
-        .target(name: "StatementClassifier"),
-        .target(name: "SplitConfig"),
+        .target(name: "PostgresWire", dependencies: ["CLibSSL"], swiftSettings: hotPath),
+        .target(name: "StatementClassifier", swiftSettings: hotPath),
+        .target(name: "SplitConfig", swiftSettings: hotPath),
         // The lock shared state uses (ThreadSanitizer-visible).
-        .target(name: "ProxyLocks"),
-        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig", "ProxyLocks"]),
+        .target(name: "ProxyLocks", swiftSettings: hotPath),
+        .target(name: "SplitCore", dependencies: ["PostgresWire", "StatementClassifier", "SplitConfig", "ProxyLocks"], swiftSettings: hotPath),
 
         // I/O only; knows no SQL.
-        .target(name: "DispatchTransport", dependencies: ["CSocketShim", "CLibSSL", "ProxyLocks"]),
+        .target(name: "DispatchTransport", dependencies: ["CSocketShim", "CLibSSL", "ProxyLocks"], swiftSettings: hotPath),
 
         .executableTarget(
             name: "pgsplit",
             dependencies: [
                 "PostgresWire", "StatementClassifier", "SplitConfig", "SplitCore", "DispatchTransport", "ProxyLocks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: hotPath
         ),
 
         .testTarget(name: "PostgresWireTests", dependencies: ["PostgresWire"]),
