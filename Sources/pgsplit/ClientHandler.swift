@@ -574,7 +574,10 @@ final class BackendConnection {
 /// The session's requests, carried out on the handler's connections. Sends are gathered into one
 /// write per connection per event where the transport allows.
 struct ShellOutput: SessionOutput {
-    unowned let handler: ClientHandler
+    // unowned(unsafe): a ShellOutput lives only inside a call on its handler (which holds the handler
+    // alive) and is never stored, so the reference cannot dangle; plain unowned paid a reference-count
+    // check on every access of the per-message path. `flush` takes a strong copy before escaping it.
+    unowned(unsafe) let handler: ClientHandler
     var pendingOpens: [BackendRole] = []
     var closeReason: String?
     var refreshFunctions = false
