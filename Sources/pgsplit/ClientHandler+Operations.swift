@@ -10,7 +10,8 @@ extension ClientHandler {
     /// `read_fallback = error`); with `read_your_writes = lsn`, so does main not having replayed this
     /// session's last write yet.
     func updateReadPlacement() {
-        guard let health, database?.writeable != nil, session != nil else { return }
+        // Placement matters only for reads outside a transaction: inside one, everything stays put.
+        guard let health, database?.writeable != nil, session != nil, session!.transaction == nil else { return }
         let snapshot = health.snapshot
         let mainUsable = snapshot.mainUsable(maxLag: config.maxReplicaLag)
         let caughtUp = config.readYourWrites != .lsn || replayGate.mainIsCaughtUp(snapshot)

@@ -90,11 +90,12 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func clientRead(_ bytes: UnsafeRawBufferPointer) {
-        lastActivity = .now
+        let now = ContinuousClock.now
+        lastActivity = now
         switch phase {
         case .ready:
             clientInput.append(bytes)
-            pumpClient()
+            pumpClient(now: now)
         case .closed:
             return
         case .connectingMain:
@@ -414,7 +415,9 @@ final class ClientHandler: @unchecked Sendable {
 
     // MARK: - Moving bytes
 
-    func pumpClient() {
+    /// Routes what the client sent as far as the session allows. `now` is the time of the event
+    /// that led here (one clock read per event, shared by the metrics of every unit it moves).
+    func pumpClient(now: ContinuousClock.Instant = .now) {
         guard case .ready = phase, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
         if server.configGeneration != configGeneration { adoptNewConfiguration() }
         if server.isPaused && session!.isIdle { return }
@@ -424,7 +427,7 @@ final class ClientHandler: @unchecked Sendable {
             catalogGeneration = generation
             session!.classifier = server.classifier(for: databaseName)
         }
-        var out = ShellOutput(handler: self)
+        var out = ShellOutput(handler: self, now: now)
         let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
         clientInput.consume(consumed)
         out.flush()
@@ -452,7 +455,8 @@ final class ClientHandler: @unchecked Sendable {
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         guard case .ready = phase, let backend = backends[role.rawValue] else { return }
         recorder?.database.target(role).bytesToClient(bytes.count)
-        var out = ShellOutput(handler: self)
+        let now = ContinuousClock.now
+        var out = ShellOutput(handler: self, now: now)
         client.beginBatch()
         if backend.input.isEmpty {
             // Fast path: forward straight from the transport's buffer, keep only a partial tail.
@@ -468,7 +472,7 @@ final class ClientHandler: @unchecked Sendable {
         client.endBatch()
         out.flush()
         if client.isAboveHighWater { backend.connection.pauseReading() }
-        pumpClient()
+        pumpClient(now: now)
         if server.isShuttingDown && clientInput.isEmpty { closeIfIdleForShutdown() }
     }
 
@@ -478,7 +482,7 @@ final class ClientHandler: @unchecked Sendable {
         guard case .ready = phase else { return }
         _ = backend
         Log.info("session \(id): \(role) backend closed\(error.map { ": \($0)" } ?? "")")
-        var out = ShellOutput(handler: self)
+        var out = ShellOutput(handler: self, now: .now)
         session?.backendClosed(role, &out)
         out.flush()
         pumpClient()
@@ -582,8 +586,13 @@ struct ShellOutput: SessionOutput {
     var closeReason: String?
     var refreshFunctions = false
     var learnNames: [String] = []
+    /// When the event being handled happened: the metrics' clock for the units it starts and ends.
+    let now: ContinuousClock.Instant
 
-    init(handler: ClientHandler) { self.handler = handler }
+    init(handler: ClientHandler, now: ContinuousClock.Instant) {
+        self.handler = handler
+        self.now = now
+    }
 
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         handler.recorder?.database.target(role).bytesFromClient(bytes.count)
@@ -603,15 +612,15 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
-        handler.recorder?.unitStarted(role, why: why)
+        handler.recorder?.unitStarted(role, why: why, at: now)
         guard handler.config.logRouting else { return }
         let text = sql.isEmpty ? "(a statement prepared earlier)" : String(decoding: sql.prefix(200), as: UTF8.self)
         Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
     }
 
     mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
-        handler.recorder?.unitFinished(role, failed: failed)
-        handler.lastActivity = .now
+        handler.recorder?.unitFinished(role, failed: failed, at: now)
+        handler.lastActivity = now
         if wroteOnWriteable, let board = handler.health { handler.replayGate.wrote(board) }
     }
 
