@@ -26,7 +26,12 @@ public struct SessionSettings: Sendable {
 /// so responses reach the client in the order it asked.
 public struct Session {
     public private(set) var settings: SessionSettings
-    public var classifier: Classifier
+    public var classifier: Classifier {
+        didSet { classifierVersion &+= 1 }
+    }
+    /// Bumped whenever `classifier` is replaced (a catalog refresh): classifications stored with an
+    /// older version are not reused.
+    var classifierVersion = 0
 
     var backends: [BackendState] = [BackendState(), BackendState()]
     public private(set) var history = SessionHistory()
@@ -198,10 +203,12 @@ public struct Session {
                         return buffer.count
                     }
                     let name = string(buffer, nameRange)
-                    let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
-                    infos.append(contentsOf: qc.statements)
+                    let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
+                    let qc = statements[name].flatMap { $0.classification(ifSameAs: parse, version: classifierVersion) }
+                        ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
+                    infos.append(contentsOf: qc)
                     parsedHere.append(name)
-                    if qc.statements.contains(where: \.callsUnknownFunction) {
+                    if qc.contains(where: \.callsUnknownFunction) {
                         unknownNames += classifier.unknownFunctionNames(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
                     }
                     if firstText == nil { firstText = sqlRange }
@@ -341,11 +348,19 @@ public struct Session {
                 guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
                       let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
                 let name = string(buffer, nameRange)
-                let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
+                let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
                 let generation = nextGeneration
                 nextGeneration += 1
-                statements[name] = PreparedStatement(parseMessage: Array(UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])),
-                                                     statements: qc.statements, generation: generation)
+                if let previous = statements[name], let infos = previous.classification(ifSameAs: parse, version: classifierVersion) {
+                    // The same statement parsed again (drivers re-Parse the unnamed statement for every
+                    // query): keep its bytes and class, only the generation is new.
+                    statements[name] = PreparedStatement(parseMessage: previous.parseMessage, statements: infos,
+                                                         generation: generation, classifierVersion: classifierVersion)
+                } else {
+                    let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
+                    statements[name] = PreparedStatement(parseMessage: Array(parse), statements: qc.statements,
+                                                         generation: generation, classifierVersion: classifierVersion)
+                }
                 backends[role.rawValue].prepared[name] = generation
                 for other in BackendRole.allCases where other != role {
                     // Any older statement of that name elsewhere is now stale.
@@ -782,6 +797,15 @@ struct PreparedStatement {
     var parseMessage: [UInt8]
     var statements: [StatementInfo]
     var generation: UInt64
+    /// The session's `classifierVersion` when `statements` was computed.
+    var classifierVersion: Int
+
+    /// The stored class when `parse` is this statement's Parse message again, byte for byte, and the
+    /// classifier has not changed since; nil otherwise.
+    func classification(ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
+        guard version == classifierVersion, parse.count == parseMessage.count else { return nil }
+        return parseMessage.withUnsafeBytes { $0.elementsEqual(parse) } ? statements : nil
+    }
 }
 
 struct UnitEffects {

@@ -353,6 +353,25 @@ final class SessionCatalogTests: XCTestCase {
         XCTAssertTrue(h.out.events.contains(.open(.writeable)))
     }
 
+    /// The unnamed statement parsed again with the same text keeps its stored class — until the
+    /// classifier changes: then the same text is classified afresh.
+    func testRepeatedParseIsReclassifiedAfterTheCatalogChanges() {
+        var h = Harness(policy: FunctionPolicy(knownFunctions: ["stamp"]))
+        h.opened(.writeable)
+        let batch = Wire.parse("", "SELECT stamp($1)") + Wire.bind("") + Wire.execute() + Wire.sync
+        let answer = Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready()
+        h.client(batch)
+        h.backend(.main, answer)
+        h.client(batch)
+        h.backend(.main, answer)
+        XCTAssertEqual(h.out.types(to: .main), "PBESPBES", "a read-safe function: both runs on main")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+        // A refresh learned that stamp() writes.
+        h.session.classifier = Classifier(policy: FunctionPolicy(volatileFunctions: ["stamp"], knownFunctions: ["stamp"]))
+        h.client(batch)
+        XCTAssertEqual(h.out.types(to: .writeable), "PBES", "the same text now goes to writeable")
+    }
+
     func testNameStillUnknownAfterRefreshGoesToWriteable() {
         var h = Harness(policy: FunctionPolicy(knownFunctions: ["lower"]))
         h.opened(.writeable)
