@@ -65,12 +65,6 @@ int pgsplit_eventfd_signal(int fd) {
     return written == sizeof one || (written < 0 && errno == EAGAIN) ? 0 : -1;
 }
 
-void pgsplit_eventfd_drain(int fd) {
-    uint64_t value;
-    while (read(fd, &value, sizeof value) < 0 && errno == EINTR) {
-    }
-}
-
 struct pgsplit_thread_start_args {
     void (*body)(void *);
     void *context;

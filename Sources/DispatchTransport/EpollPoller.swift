@@ -39,7 +39,9 @@ final class EpollPoller {
     }
 
     /// The token of the waiter thread's eventfd. A socket's token never equals it: its low half is
-    /// the fd, and no fd is UInt32.max.
+    /// the fd, and no fd is UInt32.max. The eventfd is signalled only after `stopping` is set, and the
+    /// waiter leaves before delivering that batch, so `deliver` never sees this token (were it to, the
+    /// fd lookup would skip it).
     private static let wakeToken = UInt64.max
 
     init(queue: DispatchQueue, waking mode: EpollWaking) {
@@ -141,10 +143,6 @@ final class EpollPoller {
         guard count > 0 else { return }
         for i in 0..<Int(count) {
             let token = tokens[i]
-            if token == EpollPoller.wakeToken {
-                if case .waiterThread(let wakeFD) = waking { pgsplit_eventfd_drain(wakeFD) }
-                continue
-            }
             let fd = Int(UInt32(truncatingIfNeeded: token))
             guard fd < registrations.count, let watcher = registrations[fd], watcher.token == token else {
                 continue
