@@ -79,7 +79,7 @@ public struct Session {
     // MARK: - Queries the shell asks
 
     /// The backend running the client's current unit (for CancelRequest), if any.
-    public var activeBackend: BackendRole? { units.first?.backend }
+    public var activeBackend: BackendRole? { units.firstBackend }
     public var hasUnitsInFlight: Bool { !units.isEmpty }
     public func isOpen(_ role: BackendRole) -> Bool { backends[role.rawValue].status == .open }
     public var isIdle: Bool { units.isEmpty && transaction == nil && deferredBegin == nil }
@@ -318,24 +318,23 @@ public struct Session {
     mutating func injectStatements<Out: SessionOutput>(needed: [String], parsedHere: [String], on role: BackendRole,
                                                        _ out: inout Out) -> Int {
         var swallow = 0
-        var state = backends[role.rawValue]
+        // `backends[...]` is changed in place: a copy of it would make its dictionary copy on write.
         for name in parsedHere where !name.isEmpty {
-            if state.prepared[name] != nil && statements[name] == nil {
+            if backends[role.rawValue].prepared[name] != nil && statements[name] == nil {
                 // The client closed it, but this backend still has the old one: drop it first.
                 WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
-                state.prepared[name] = nil
+                backends[role.rawValue].prepared[name] = nil
                 swallow += 1
             }
         }
         for name in needed {
-            guard let statement = statements[name], state.prepared[name] != statement.generation else { continue }
+            guard let statement = statements[name], backends[role.rawValue].prepared[name] != statement.generation else { continue }
             var bytes = WireEncode.close(statement: name)
             bytes.append(contentsOf: statement.parseMessage)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
-            state.prepared[name] = statement.generation
+            backends[role.rawValue].prepared[name] = statement.generation
             swallow += 2
         }
-        backends[role.rawValue] = state
         return swallow
     }
 
@@ -382,7 +381,7 @@ public struct Session {
 
     mutating func copyData<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
         // COPY data belongs to the unit that started the COPY: the newest one in flight.
-        guard let role = units.last?.backend else { return frame.end }  // stray data: PostgreSQL ignores it too
+        guard let role = units.lastBackend else { return frame.end }  // stray data: PostgreSQL ignores it too
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         return frame.end
     }
@@ -513,7 +512,7 @@ public struct Session {
         case .open:
             break
         }
-        if let first = units.first, first.backend != role { return false }
+        if let first = units.firstBackend, first != role { return false }
         replayHistory(to: role, &out)
         return true
     }
@@ -610,7 +609,7 @@ public struct Session {
 
     /// Decides one backend message: true to forward it to the client.
     mutating func backendMessage(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
-        guard let head = units.first, head.backend == role else {
+        guard units.firstBackend == role else {
             // Between units: notifications, notices and parameter changes from the backend the client
             // is using reach it; the rest (e.g. a FATAL before a close) is handled by backendClosed.
             switch f.type {
@@ -618,12 +617,12 @@ public struct Session {
             default: return false
             }
         }
-        switch head.kind {
+        switch units.firstKind {
         case .replay:
             if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
             return false
         case .client:
-            if head.swallowLeft > 0 {
+            if units.firstSwallowLeft > 0 {
                 if f.type == UInt8(ascii: "1") || f.type == UInt8(ascii: "3") {
                     units.mutateFirst { $0.swallowLeft -= 1 }
                     return false
@@ -833,8 +832,11 @@ struct UnitQueue {
     private var head = 0
 
     var isEmpty: Bool { head == storage.count }
-    var first: Unit? { isEmpty ? nil : storage[head] }
-    var last: Unit? { isEmpty ? nil : storage[storage.count - 1] }
+    // The fields read per backend message, without copying the unit (its effects hold references).
+    var firstBackend: BackendRole? { isEmpty ? nil : storage[head].backend }
+    var firstKind: Unit.Kind { storage[head].kind }
+    var firstSwallowLeft: Int { storage[head].swallowLeft }
+    var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }
 

@@ -4,11 +4,11 @@
 /// Pure and allocation-light: it lexes the bytes in place; the only allocations are the returned
 /// statement list and the few strings a statement carries (names of settings, cursors, prepared statements).
 public struct Classifier: Sendable {
-    public let policy: FunctionPolicy
+    /// The only stored property: copying a Classifier (sessions do, per statement) is one retain.
     private let functions: FunctionCatalog
+    public var policy: FunctionPolicy { functions.source }
 
     public init(policy: FunctionPolicy = FunctionPolicy()) {
-        self.policy = policy
         self.functions = FunctionCatalog(policy: policy)
     }
 

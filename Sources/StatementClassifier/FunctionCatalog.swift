@@ -16,6 +16,8 @@ enum FunctionEffect: Equatable {
 /// A class so that each statement's reader shares it with one reference count, not one per table array.
 /// Immutable after init (only `let`s of Sendable types), hence Sendable.
 final class FunctionCatalog: Sendable {
+    /// What the tables were built from (kept here so that a Classifier is one reference to copy).
+    let source: FunctionPolicy
     private let builtins: NameTable
     private let policy: NameTable
     private let known: NameTable
@@ -33,6 +35,7 @@ final class FunctionCatalog: Sendable {
     }
 
     init(policy: FunctionPolicy) {
+        source = policy
         var builtinEntries: [(name: [UInt8], value: UInt8)] = []
         for name in Self.writingBuiltins { builtinEntries.append((Array(name.utf8), Builtin.writes)) }
         builtinEntries.append((Array("nextval".utf8), Builtin.sequence))

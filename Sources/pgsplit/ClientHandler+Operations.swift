@@ -11,7 +11,11 @@ extension ClientHandler {
     /// session's last write yet.
     func updateReadPlacement() {
         // Placement matters only for reads outside a transaction: inside one, everything stays put.
-        guard let health, database?.writeable != nil, session != nil, session!.transaction == nil else { return }
+        guard let health, session != nil, session!.settings.hasWriteable, session!.transaction == nil else { return }
+        // Nothing new from the monitor and no commit waiting to be replayed: the answer stands.
+        let version = health.version
+        if version == placementVersion && !replayGate.isWaiting { return }
+        placementVersion = version
         let snapshot = health.snapshot
         let mainUsable = snapshot.mainUsable(maxLag: config.maxReplicaLag)
         let caughtUp = config.readYourWrites != .lsn || replayGate.mainIsCaughtUp(snapshot)

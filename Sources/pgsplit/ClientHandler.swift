@@ -27,7 +27,11 @@ final class ClientHandler: @unchecked Sendable {
     let id: Int
     var config: ProxyConfig
     var configGeneration: Int
-    var phase = Phase.startup
+    var phase = Phase.startup {
+        didSet { if case .ready = phase { isReady = true } else { isReady = false } }
+    }
+    /// `phase == .ready`, kept as a plain flag: matching the enum on every message copies its payload.
+    private(set) var isReady = false
 
     // Startup-phase input (framed with PostgresWire); after login, `clientInput`.
     var startupBuffer = ByteBuffer(capacity: 256)
@@ -48,6 +52,8 @@ final class ClientHandler: @unchecked Sendable {
     /// The admin console is answering a query (it may wait for other loops or a reload).
     var adminBusy = false
     var health: HealthBoard?
+    /// The health board version the read placement was last computed from (nil: compute again).
+    var placementVersion: UInt64?
     let connectedAt = Int64(Date().timeIntervalSince1970)
     /// When the client last sent something or last got a complete answer (idle timeouts).
     var lastActivity = ContinuousClock.now
@@ -92,6 +98,11 @@ final class ClientHandler: @unchecked Sendable {
     func clientRead(_ bytes: UnsafeRawBufferPointer) {
         let now = ContinuousClock.now
         lastActivity = now
+        if isReady {
+            clientInput.append(bytes)
+            pumpClient(now: now)
+            return
+        }
         switch phase {
         case .ready:
             clientInput.append(bytes)
@@ -397,6 +408,7 @@ final class ClientHandler: @unchecked Sendable {
         guard let newDatabase = fresh.database(named: databaseName), let oldDatabase = database else { return }
         config = fresh
         database = newDatabase
+        placementVersion = nil
         let oldMain = oldDatabase.databaseRouting ? oldDatabase.backend(forRoutedUser: user) : oldDatabase.main
         let newMain = newDatabase.databaseRouting ? newDatabase.backend(forRoutedUser: user) : newDatabase.main
         var forget: [BackendRole] = []
@@ -418,7 +430,7 @@ final class ClientHandler: @unchecked Sendable {
     /// Routes what the client sent as far as the session allows. `now` is the time of the event
     /// that led here (one clock read per event, shared by the metrics of every unit it moves).
     func pumpClient(now: ContinuousClock.Instant = .now) {
-        guard case .ready = phase, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
+        guard isReady, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
         if server.configGeneration != configGeneration { adoptNewConfiguration() }
         if server.isPaused && session!.isIdle { return }
         updateReadPlacement()
@@ -453,7 +465,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
-        guard case .ready = phase, let backend = backends[role.rawValue] else { return }
+        guard isReady, let backend = backends[role.rawValue] else { return }
         recorder?.database.target(role).bytesToClient(bytes.count)
         let now = ContinuousClock.now
         var out = ShellOutput(handler: self, now: now)

@@ -159,6 +159,8 @@ public final class HealthBoard: Sendable {
     /// Writeable positions kept for read-your-writes targets.
     public static let historyLength = 64
     private let sequence = Atomic<UInt64>(0)
+    /// Bumped after every recorded poll: a session recomputes its read placement only when it moved.
+    private let recorded = Atomic<UInt64>(0)
     private let current: Locked<HealthSnapshot>
     private let metrics: DatabaseMetrics?
 
@@ -178,6 +180,9 @@ public final class HealthBoard: Sendable {
     public func beginPoll() -> UInt64 {
         sequence.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
     }
+
+    /// How many polls were recorded: unchanged means the snapshot is the one read last time.
+    public var version: UInt64 { recorded.load(ordering: .acquiring) }
 
     /// The last poll number handed out. A session stores it when its write commits (its
     /// "read-your-writes token"); see `ReadYourWritesGate`.
@@ -239,6 +244,7 @@ public final class HealthBoard: Sendable {
             snapshot = next
             return (events, next)
         }
+        recorded.wrappingAdd(1, ordering: .releasing)
         if let metrics {
             metrics.target(.main).setHealth(snapshot.main, lagBytes: snapshot.lagBytes)
             if let writeable = snapshot.writeable { metrics.target(.writeable).setHealth(writeable, lagBytes: nil) }
