@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "CSocketShim", path: "Sources/CSocketShim"),
 
         // Pure modules: no I/O.
-        .target(name: "PostgresWire", dependencies: ["CLibSSL"], swiftSettings: hotPath),
+        .target(name: "PostgresWire", dependencies: ["CLibSSL", "ProxyLocks"], swiftSettings: hotPath),
         .target(name: "StatementClassifier", swiftSettings: hotPath),
         .target(name: "SplitConfig", swiftSettings: hotPath),
         // The lock shared state uses (ThreadSanitizer-visible).

@@ -9,8 +9,11 @@
 #include <unistd.h>
 #include "socket_shim.h"
 
-int pgsplit_accept4_nonblock(int fd) {
-    return accept4(fd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+int pgsplit_accept4_peer(int fd, void *address, uint32_t *length) {
+    socklen_t size = *length;
+    int client = accept4(fd, (struct sockaddr *)address, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    *length = size;
+    return client;
 }
 
 int pgsplit_epoll_create(void) {

@@ -109,7 +109,7 @@ final class ConnectAttempt: @unchecked Sendable {
             if !address.isUnix {
                 SocketOptions.disableNagle(fd)
             }
-            let connection = Connection(fd: fd, loop: loop, remoteAddress: address.description)
+            let connection = Connection(fd: fd, loop: loop, peer: .described(address.description))
             current = connection
             // Completion of the connect shows as writability, also when it succeeded at once.
             connection.beginConnecting(self)

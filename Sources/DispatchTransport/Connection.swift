@@ -16,8 +16,10 @@ import Glibc
 /// points assert that in debug builds.
 public final class Connection: @unchecked Sendable {
     public let loop: EventLoop
+    /// The peer, kept binary until logged.
+    public let peer: PeerAddress
     /// The peer, for logs: "ip:port", "[ip6]:port", or the Unix socket path / "unix".
-    public let remoteAddress: String
+    public var remoteAddress: String { peer.description }
 
     /// Called with each chunk read. The bytes live in a buffer shared by the loop and are valid
     /// only during the call: copy what must be kept.
@@ -64,10 +66,10 @@ public final class Connection: @unchecked Sendable {
     /// Reads per wake-up before yielding the loop to other sockets (fairness under a flood).
     private static let maxReadsPerWakeup = 16
 
-    init(fd: Int32, loop: EventLoop, remoteAddress: String) {
+    init(fd: Int32, loop: EventLoop, peer: PeerAddress) {
         self.fd = fd
         self.loop = loop
-        self.remoteAddress = remoteAddress
+        self.peer = peer
     }
 
     deinit {

@@ -31,6 +31,15 @@ final class EpollPoller {
     private let waking: Waking
     /// Set by `shutdown()` before it signals the waiter thread's eventfd.
     private let stopping = Atomic<Bool>(false)
+    /// True while the waiter thread runs a batch on the queue (touched only on `queue`).
+    private var inBatch = false
+    /// Work the loop deferred to itself during the current batch (`EventLoop.execute` from the loop):
+    /// run at the batch's end, still inside its `queue.sync`. A `queue.async` instead would wake a
+    /// Dispatch worker thread for it while the waiter thread goes back to epoll_wait.
+    private var deferred: [@Sendable () -> Void] = []
+    /// Rounds of deferred work run at the end of one batch; work deferred after that goes through
+    /// `queue.async`, so a task that keeps deferring itself cannot hold the loop.
+    private static let deferredRounds = 4
 
     private enum Waking {
         case dispatchSource(DispatchSourceRead)
@@ -93,9 +102,37 @@ final class EpollPoller {
             // epoll_wait fails only on a bad descriptor or buffer (EINTR is retried): a bug, not a state.
             precondition(count >= 0, "epoll_wait failed: \(String(cString: strerror(errno)))")
             // Waiting for the queue here, not on it: the batch runs once the loop's current block ends.
-            queue.sync { deliver(count) }
+            queue.sync {
+                inBatch = true
+                deliver(count)
+                runDeferred()
+                inBatch = false
+            }
         }
         releaseDescriptors()
+    }
+
+    /// Takes `work` to run at the end of the current batch, when one is running (call on the
+    /// queue); false when the caller must schedule it some other way.
+    func deferToBatchEnd(_ work: @escaping @Sendable () -> Void) -> Bool {
+        guard inBatch else { return false }
+        deferred.append(work)
+        return true
+    }
+
+    private func runDeferred() {
+        var rounds = 0
+        while !deferred.isEmpty {
+            let batch = deferred
+            deferred.removeAll(keepingCapacity: true)
+            rounds += 1
+            if rounds > Self.deferredRounds {
+                // The queue runs each after the batch, as `queue.async` always did.
+                for work in batch { queue.async(execute: work) }
+                continue
+            }
+            for work in batch { work() }
+        }
     }
 
     private func releaseDescriptors() {

@@ -51,8 +51,10 @@ public final class EventLoop: @unchecked Sendable {
         precondition(inEventLoop, "not on this EventLoop's queue", file: file, line: line)
     }
 
-    /// Runs `work` on this loop, later (never inline, even when called from the loop).
+    /// Runs `work` on this loop, later (never inline, even when called from the loop). Called from
+    /// the loop while its waiter thread runs a batch, the work runs at the end of that batch.
     public func execute(_ work: @escaping @Sendable () -> Void) {
+        if inEventLoop, let poller, poller.deferToBatchEnd(work) { return }
         queue.async(execute: work)
     }
 

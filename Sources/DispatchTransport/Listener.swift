@@ -167,7 +167,9 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
     private func acceptPending() {
         guard !closed, let onAccept else { return }
         while true {
-            let client = pgsplit_accept4_nonblock(fd)
+            var storage = sockaddr_storage()
+            var length = UInt32(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutableBytes(of: &storage) { pgsplit_accept4_peer(fd, $0.baseAddress, &length) }
             if client < 0 {
                 switch errno {
                 case EINTR, ECONNABORTED, EPROTO:
@@ -180,15 +182,15 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
                     return
                 }
             }
-            let remote: String
+            let peer: PeerAddress
             if unixPath != nil {
-                remote = "unix"
+                peer = .described("unix")
             } else {
                 SocketOptions.disableNagle(client)
-                remote = SocketAddress.peer(of: client)
+                peer = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { PeerAddress($0) } }
             }
             let loop = group.next()
-            let connection = Connection(fd: client, loop: loop, remoteAddress: remote)
+            let connection = Connection(fd: client, loop: loop, peer: peer)
             if loop === acceptLoop {
                 onAccept(connection)
             } else {

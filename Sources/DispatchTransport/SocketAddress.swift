@@ -119,17 +119,6 @@ struct SocketAddress: Sendable, CustomStringConvertible {
             return "unknown"
         }
     }
-
-    /// The peer of a connected socket, for logs.
-    static func peer(of fd: Int32) -> String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        return withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                getpeername(fd, address, &length) == 0 ? describe(address) : "unknown"
-            }
-        }
-    }
 }
 
 extension Array where Element == CChar {

@@ -1,13 +1,52 @@
 import CLibSSL
+import ProxyLocks
+
+/// The digests, fetched from OpenSSL once. Handing OpenSSL 3 the legacy `EVP_md5()` / `EVP_sha256()`
+/// makes it look the implementation up again on every call, which cost more than the hashing of a
+/// login. nonisolated(unsafe) is sound: each is written once by the global's thread-safe lazy
+/// initialisation and only read after; a fetched EVP_MD is immutable and OpenSSL allows sharing it
+/// between threads.
+nonisolated(unsafe) private let fetchedMD5: OpaquePointer? = EVP_MD_fetch(nil, "MD5", nil) ?? EVP_md5()
+nonisolated(unsafe) private let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256()
+
+/// Random bytes drawn from OpenSSL 4 KiB at a time and handed out once each: a login needs a few
+/// bytes (an md5 salt, a SCRAM nonce), and each RAND_bytes call has a fixed cost larger than that.
+private let randomPool = Locked(RandomPool())
+
+private struct RandomPool {
+    static let size = 4096
+    var bytes = [UInt8](repeating: 0, count: RandomPool.size)
+    var next = RandomPool.size
+
+    mutating func take(_ count: Int) -> [UInt8] {
+        if count > Self.size { return Crypto.freshRandomBytes(count) }
+        if next + count > Self.size {
+            bytes = Crypto.freshRandomBytes(Self.size)
+            next = 0
+        }
+        let taken = Array(bytes[next..<next + count])
+        // Never hand the same bytes out twice.
+        for index in next..<next + count { bytes[index] = 0 }
+        next += count
+        return taken
+    }
+}
+
+/// Unpredictable numbers for the proxy's own secrets (cancel keys), from the same pool as salts.
+public enum SecureRandom {
+    public static func int32() -> Int32 {
+        Crypto.randomBytes(4).reduce(0) { $0 << 8 | Int32($1) }
+    }
+}
 
 /// The few hash primitives authentication needs, on OpenSSL.
 enum Crypto {
     static func sha256<Bytes: Collection>(_ data: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
-        digest(data, EVP_sha256(), length: 32)
+        digest(data, fetchedSHA256, length: 32)
     }
 
     static func md5<Bytes: Collection>(_ data: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
-        digest(data, EVP_md5(), length: 16)
+        digest(data, fetchedMD5, length: 16)
     }
 
     private static func digest<Bytes: Collection>(_ data: Bytes, _ type: OpaquePointer?, length: Int) -> [UInt8]
@@ -30,7 +69,7 @@ enum Crypto {
         let result = key.withUnsafeBytes { keyBytes in
             data.withUnsafeBytes { dataBytes in
                 output.withUnsafeMutableBufferPointer { outputBytes in
-                    HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count),
+                    HMAC(fetchedSHA256, keyBytes.baseAddress, Int32(keyBytes.count),
                          dataBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), dataBytes.count,
                          outputBytes.baseAddress, &outputLength)
                 }
@@ -48,7 +87,7 @@ enum Crypto {
                 output.withUnsafeMutableBufferPointer { outputBytes in
                     PKCS5_PBKDF2_HMAC(passwordBytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(passwordBytes.count),
                                       saltBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(saltBytes.count),
-                                      Int32(iterations), EVP_sha256(), 32, outputBytes.baseAddress)
+                                      Int32(iterations), fetchedSHA256, 32, outputBytes.baseAddress)
                 }
             }
         }
@@ -56,7 +95,12 @@ enum Crypto {
         return output
     }
 
+    /// Cryptographically random bytes (from the pool).
     static func randomBytes(_ count: Int) -> [UInt8] {
+        randomPool.withLock { $0.take(count) }
+    }
+
+    static func freshRandomBytes(_ count: Int) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: count)
         let ok = output.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
         precondition(ok == 1, "OpenSSL RAND_bytes failed")

@@ -17,6 +17,18 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
     public let password: String?
     public let sslmode: String?
 
+    /// `parameters.hashValue`, computed once: the pool looks addresses up at every login, and the
+    /// typed properties are views of `parameters`, so these two decide equality alone.
+    private let parametersHash: Int
+
+    public static func == (lhs: BackendAddress, rhs: BackendAddress) -> Bool {
+        lhs.parametersHash == rhs.parametersHash && lhs.parameters == rhs.parameters
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(parametersHash)
+    }
+
     public static let defaultHost = "localhost"
     public static let defaultPort = 5432
     static let sslModes: Set<String> = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -43,6 +55,7 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
             throw ConnectionStringProblem("connect_timeout must be a whole number of seconds, got \"\(timeout)\"")
         }
         self.parameters = parameters
+        self.parametersHash = parameters.hashValue
         self.host = value("host").flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultHost
         self.hostaddr = value("hostaddr").flatMap { $0.isEmpty ? nil : $0 }
         self.port = port

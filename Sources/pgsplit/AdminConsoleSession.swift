@@ -25,7 +25,7 @@ extension ClientHandler {
         case .password: method = .password
         default: method = .scramSHA256
         }
-        var authenticator = ClientAuthenticator(method: method, user: user, storedSecret: config.userlist?[user].map(secretText))
+        var authenticator = ClientAuthenticator(method: method, user: user, storedSecret: loginSecret(for: method))
         let action = authenticator.start()
         phase = .authenticating(authenticator)
         handleAuthAction(action)

@@ -10,16 +10,33 @@ import SplitConfig
 /// handlers on that loop and its own timers).
 final class BackendPool: @unchecked Sendable {
     struct Key: Hashable {
-        var address: BackendAddress
-        var user: String
-        var database: String
-        var parameters: [ConnectionParameter]
+        let address: BackendAddress
+        let user: String
+        let database: String
+        let parameters: [ConnectionParameter]
+        /// Hashed once when the key is made: a login looks its key up several times.
+        private let precomputedHash: Int
 
         init(_ login: BackendLogin) {
             address = login.address
             user = login.user
             database = login.database
             parameters = login.parameters.isEmpty ? [] : login.parameters.map { ConnectionParameter(key: $0.0, value: $0.1) }
+            var hasher = Hasher()
+            hasher.combine(address)
+            hasher.combine(user)
+            hasher.combine(database)
+            hasher.combine(parameters)
+            precomputedHash = hasher.finalize()
+        }
+
+        static func == (lhs: Key, rhs: Key) -> Bool {
+            lhs.precomputedHash == rhs.precomputedHash && lhs.address == rhs.address && lhs.user == rhs.user
+                && lhs.database == rhs.database && lhs.parameters == rhs.parameters
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(precomputedHash)
         }
     }
 

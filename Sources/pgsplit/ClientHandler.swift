@@ -216,7 +216,7 @@ final class ClientHandler: @unchecked Sendable {
             default: method = .scramSHA256
             }
             var authenticator = ClientAuthenticator(method: method, user: user,
-                                                    storedSecret: config.userlist?[user].map(secretText))
+                                                    storedSecret: loginSecret(for: method))
             let action = authenticator.start()
             phase = .authenticating(authenticator)
             handleAuthAction(action)
@@ -242,7 +242,10 @@ final class ClientHandler: @unchecked Sendable {
             // connection is opened (or taken from the pool) only when the client sends a statement,
             // so idle clients hold no backend connection.
             if let mainLogin = login(for: .main), let known = server.knownLogin(BackendPool.Key(mainLogin)) {
-                finishLogin(known, mainIsOpen: false)
+                let hasWriteable = database?.writeable != nil
+                finishLogin(greeting: known.hasWriteable == hasWriteable ? known.greeting
+                                : Self.greeting(for: known.info, hasWriteable: hasWriteable),
+                            mainIsOpen: false)
                 pumpClient()
                 return
             }
@@ -298,9 +301,10 @@ final class ClientHandler: @unchecked Sendable {
             return
         }
         let pool = server.pool(for: loop)
-        if let pooled = pool.take(BackendPool.Key(login)) {
+        let key = BackendPool.Key(login)
+        if let pooled = pool.take(key) {
             backendOpened(role, BackendConnector.Opened(connection: pooled.connection, info: pooled.info, leftover: []),
-                          createdAt: pooled.createdAt)
+                          login: login, key: key, createdAt: pooled.createdAt)
             return
         }
         let timeout = Double(config.connectTimeout.components.seconds) + Double(config.connectTimeout.components.attoseconds) / 1e18
@@ -310,26 +314,27 @@ final class ClientHandler: @unchecked Sendable {
                 backendOpenFailed(role, reason: "\(role) backend \(login.address.label): \(failure.description)",
                                   serverError: { if case .refused(.server(let f)) = failure { return f } else { return nil } }())
             case .success(let opened):
-                backendOpened(role, opened)
+                backendOpened(role, opened, login: login, key: key)
             }
         }
     }
 
-    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, createdAt: ContinuousClock.Instant = .now) {
-        let login = login(for: role)!
+    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, login: BackendLogin, key: BackendPool.Key,
+                       createdAt: ContinuousClock.Instant = .now) {
         if case .closed = phase {
-            server.pool(for: loop).release(opened.connection, key: BackendPool.Key(login), info: opened.info, createdAt: createdAt)
+            server.pool(for: loop).release(opened.connection, key: key, info: opened.info, createdAt: createdAt)
             return
         }
         let backend = BackendConnection(role: role, connection: opened.connection, info: opened.info,
-                                        login: login, createdAt: createdAt)
+                                        login: login, poolKey: key, createdAt: createdAt)
         server.metrics.database(databaseName).target(role).backendConnectionOpened()
         backends[role.rawValue] = backend
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
         if case .connectingMain = phase {
-            server.rememberLogin(backend.poolKey, opened.info)
-            finishLogin(opened.info)
+            let known = KnownLogin(info: opened.info, hasWriteable: database?.writeable != nil)
+            server.rememberLogin(backend.poolKey, known)
+            finishLogin(greeting: known.greeting)
         } else {
             session?.backendOpened(role)
         }
@@ -372,11 +377,9 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     /// Main is open: tell the client what it reported, give it our own key, and start the session.
-    func finishLogin(_ info: BackendSessionInfo, mainIsOpen: Bool = true) {
-        loginTimer?.cancel()
-        loginTimer = nil
+    /// The ParameterStatus messages a client gets for what main reported at login.
+    static func greeting(for info: BackendSessionInfo, hasWriteable: Bool) -> [UInt8] {
         var out = ByteBuffer(capacity: 512)
-        let hasWriteable = database?.writeable != nil
         for (name, value) in info.parameters {
             // The client's session can write when a writeable backend exists, even though main is a
             // standby: say so, or libpq's target_session_attrs=read-write and pgJDBC's
@@ -384,6 +387,15 @@ final class ClientHandler: @unchecked Sendable {
             let reported = hasWriteable && (name == "in_hot_standby" || name == "default_transaction_read_only") ? "off" : value
             out.writeParameterStatus(name: name, value: reported)
         }
+        return out.readableArray
+    }
+
+    func finishLogin(greeting: [UInt8], mainIsOpen: Bool = true) {
+        loginTimer?.cancel()
+        loginTimer = nil
+        let hasWriteable = database?.writeable != nil
+        var out = ByteBuffer(capacity: greeting.count + 32)
+        greeting.withUnsafeBytes { out.append(contentsOf: $0) }
         cancelKey = server.register(self)
         out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         out.writeReadyForQuery(.idle)
@@ -562,6 +574,21 @@ final class ClientHandler: @unchecked Sendable {
     }
 }
 
+/// What a main backend reported at login, kept so that the next client logging in the same way is
+/// answered without opening a backend connection — with its ParameterStatus messages encoded once.
+struct KnownLogin: Sendable {
+    let info: BackendSessionInfo
+    /// Whether `greeting` was made for a database with a writeable backend.
+    let hasWriteable: Bool
+    let greeting: [UInt8]
+
+    init(info: BackendSessionInfo, hasWriteable: Bool) {
+        self.info = info
+        self.hasWriteable = hasWriteable
+        greeting = ClientHandler.greeting(for: info, hasWriteable: hasWriteable)
+    }
+}
+
 /// A backend connection of a session.
 final class BackendConnection {
     let role: BackendRole
@@ -577,13 +604,13 @@ final class BackendConnection {
     var address: BackendAddress { login.address }
 
     init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
-         createdAt: ContinuousClock.Instant) {
+         poolKey: BackendPool.Key, createdAt: ContinuousClock.Instant) {
         self.role = role
         self.connection = connection
         self.info = info
         self.login = login
+        self.poolKey = poolKey
         self.createdAt = createdAt
-        poolKey = BackendPool.Key(login)
     }
 }
 
@@ -663,6 +690,19 @@ struct ShellOutput: SessionOutput {
             return
         }
         for role in pendingOpens { handler.openBackend(role) }
+    }
+}
+
+extension ClientHandler {
+    /// The user's auth_file secret as the authenticator reads it. A plain password meets SCRAM as a
+    /// secret derived once per user and password (as PostgreSQL derives it once, when the password
+    /// is set), not with 4,096 PBKDF2 rounds at every login.
+    func loginSecret(for method: ClientAuthMethod) -> String? {
+        guard let secret = config.userlist?[user] else { return nil }
+        if case .scramSHA256 = method, case .plain(let password) = secret {
+            return server.derivedSCRAMSecret(user: user, password: password)
+        }
+        return secretText(secret)
     }
 }
 

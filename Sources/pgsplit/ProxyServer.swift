@@ -33,7 +33,7 @@ final class ProxyServer: Sendable {
     private let classifiers: Locked<[String: Classifier]>
     /// What main reported at earlier logins (ParameterStatus), by backend, user, database and startup
     /// parameters: a later identical login is answered from it without a backend connection.
-    private let knownLogins = Locked<[BackendPool.Key: BackendSessionInfo]>([:])
+    private let knownLogins = Locked<[BackendPool.Key: KnownLogin]>([:])
     /// Per database: names seen before a parenthesis that the catalog does not have.
     private let notFunctionNames = Locked<[String: Set<String>]>([:])
     private let nextSessionID = Atomic<Int>(1)
@@ -134,7 +134,7 @@ final class ProxyServer: Sendable {
             // The process id is the session number; the secret is random, so keys cannot be guessed.
             let processID = Int32(truncatingIfNeeded: handler.id & 0x7fff_ffff)
             while true {
-                let key = CancelKey(processID: processID, secretKey: Int32.random(in: Int32.min...Int32.max))
+                let key = CancelKey(processID: processID, secretKey: SecureRandom.int32())
                 if sessions[key] == nil {
                     sessions[key] = handler
                     return key
@@ -189,12 +189,28 @@ final class ProxyServer: Sendable {
 
     // MARK: Logins
 
-    func knownLogin(_ key: BackendPool.Key) -> BackendSessionInfo? { knownLogins.withLock { $0[key] } }
+    /// SCRAM secrets derived from plain auth_file passwords, by user and password.
+    private let derivedSCRAMSecrets = Locked<[String: String]>([:])
 
-    func rememberLogin(_ key: BackendPool.Key, _ info: BackendSessionInfo) {
+    /// The SCRAM secret for a plain auth_file password, derived (4,096 PBKDF2 rounds) at its first
+    /// login only. A changed password is a new entry; a reload forgets them all.
+    func derivedSCRAMSecret(user: String, password: String) -> String {
+        let key = user + "\u{0}" + password
+        if let known = derivedSCRAMSecrets.withLock({ $0[key] }) { return known }
+        let derived = SCRAMSecret.make(password: password).stringValue
+        derivedSCRAMSecrets.withLock { secrets in
+            if secrets.count >= 10_000 { secrets.removeAll() }
+            secrets[key] = derived
+        }
+        return derived
+    }
+
+    func knownLogin(_ key: BackendPool.Key) -> KnownLogin? { knownLogins.withLock { $0[key] } }
+
+    func rememberLogin(_ key: BackendPool.Key, _ login: KnownLogin) {
         knownLogins.withLock { logins in
             if logins.count >= 10_000 { logins.removeAll() }
-            logins[key] = info
+            logins[key] = login
         }
     }
 
@@ -227,6 +243,7 @@ final class ProxyServer: Sendable {
             }
             current.withLock { $0 = fresh }
             knownLogins.withLock { $0.removeAll() }
+            derivedSCRAMSecrets.withLock { $0.removeAll() }
             let monitor = HealthMonitor(config: fresh, group: group, metrics: metrics)
             monitor.start()
             let old = monitorBox.withLock { box in

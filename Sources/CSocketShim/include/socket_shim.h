@@ -5,8 +5,10 @@
 
 #include <stdint.h>
 
-/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; returns the new fd or -1 (errno set).
-int pgsplit_accept4_nonblock(int fd);
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC, also filling in the peer's address (`address` has room
+/// for `*length` bytes; `*length` becomes the address's size): one system call, no getpeername.
+/// Returns the new fd or -1 (errno set).
+int pgsplit_accept4_peer(int fd, void *address, uint32_t *length);
 
 /// Readiness bits, translated to and from EPOLL* on the C side.
 enum {
