@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 // libFuzzer harness for pgsplit's pure parsers. A separate package so the main build never sees the
 // sanitizer flags. The main package exposes no library products, so the modules under test are
-// compiled here from symlinks (Sources/PostgresWire, Sources/StatementClassifier, Sources/CLibSSL
-// point into ../Sources). Build and run with `fuzz/run`; see README.md.
+// compiled here from symlinks (Sources/PostgresWire, Sources/StatementClassifier, Sources/ProxyLocks,
+// Sources/CLibSSL point into ../Sources). Build and run with `fuzz/run`; see README.md.
 import PackageDescription
 
 /// Every module is instrumented for coverage (fuzzer) and checked by AddressSanitizer.
@@ -17,7 +17,8 @@ let package = Package(
     name: "pgsplit-fuzz",
     targets: [
         .systemLibrary(name: "CLibSSL", path: "Sources/CLibSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "PostgresWire", dependencies: ["CLibSSL"], swiftSettings: instrumentTestable),
+        .target(name: "ProxyLocks", swiftSettings: instrument),
+        .target(name: "PostgresWire", dependencies: ["CLibSSL", "ProxyLocks"], swiftSettings: instrumentTestable),
         .target(name: "StatementClassifier", swiftSettings: instrument),
         .target(name: "CFuzzerDriver"),
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import StatementClassifier
 
 /// Settings a session needs, taken from the configuration snapshot when the client logged in.
@@ -38,7 +41,7 @@ public struct Session {
     /// Session statements run inside the open transaction: recorded only if it commits.
     var uncommittedHistory: [(key: String, sql: String)] = []
     /// Protocol-level prepared statements by name ("" is the unnamed one).
-    var statements: [String: PreparedStatement] = [:]
+    var statements = StatementNames<PreparedStatement>()
     var nextGeneration: UInt64 = 1
     /// SQL-level PREPAREd statements: where their bodies must run.
     var sqlPrepared: [String: RouteTarget] = [:]
@@ -184,6 +187,9 @@ public struct Session {
         var sawFlushOnly = false
         var firstText: Range<Int>?
         var unknownNames: [String] = []
+        /// The class of each Parse of the batch, in order (`rememberParses` stores them).
+        var parsedClasses: [[StatementInfo]] = []
+        var sawClose = false
         scan: while true {
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -206,7 +212,9 @@ public struct Session {
                     let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
                     let qc = statements[name].flatMap { $0.classification(ifSameAs: parse, version: classifierVersion) }
                         ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
-                    infos.append(contentsOf: qc)
+                    // Sharing the array when it is the batch's only statement list: no copy.
+                    if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
+                    parsedClasses.append(qc)
                     parsedHere.append(name)
                     if qc.contains(where: \.callsUnknownFunction) {
                         unknownNames += classifier.unknownFunctionNames(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
@@ -221,7 +229,9 @@ public struct Session {
                     let name = string(buffer, stmtRange)
                     if !parsedHere.contains(name) {
                         needed.append(name)
-                        if let known = statements[name] { infos.append(contentsOf: known.statements) }
+                        if let known = statements[name] {
+                            if infos.isEmpty { infos = known.statements } else { infos.append(contentsOf: known.statements) }
+                        }
                     }
                 case UInt8(ascii: "D"):
                     if f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
@@ -237,7 +247,9 @@ public struct Session {
                     end = f.end
                     sawFlushOnly = true
                     break scan
-                case UInt8(ascii: "E"), UInt8(ascii: "C"):
+                case UInt8(ascii: "C"):
+                    sawClose = true
+                case UInt8(ascii: "E"):
                     break
                 default:
                     // Another kind of message inside a batch: decide on what we have.
@@ -269,7 +281,9 @@ public struct Session {
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil
         // Remember every Parse of the batch, so later batches can prepare it elsewhere.
-        rememberParses(buffer, from: start, to: batchEnd, on: role)
+        if !parsedClasses.isEmpty || sawClose {
+            rememberParses(buffer, from: start, to: batchEnd, on: role, classes: parsedClasses)
+        }
         predictTransaction(infos, on: role)
         units.append(unit)
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
@@ -338,14 +352,19 @@ public struct Session {
         return swallow
     }
 
-    mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole) {
+    /// `classes` holds the class of each Parse in the range, in order, when the caller has them.
+    mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
+                                 classes: [[StatementInfo]] = []) {
         var offset = start
+        var parseIndex = 0
         while offset < end, case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             offset = f.end
             switch f.type {
             case UInt8(ascii: "P"):
                 guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
                       let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
+                let known = parseIndex < classes.count ? classes[parseIndex] : nil
+                parseIndex += 1
                 let name = string(buffer, nameRange)
                 let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
                 let generation = nextGeneration
@@ -356,8 +375,8 @@ public struct Session {
                     statements[name] = PreparedStatement(parseMessage: previous.parseMessage, statements: infos,
                                                          generation: generation, classifierVersion: classifierVersion)
                 } else {
-                    let qc = classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
-                    statements[name] = PreparedStatement(parseMessage: Array(parse), statements: qc.statements,
+                    let infos = known ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
+                    statements[name] = PreparedStatement(parseMessage: Array(parse), statements: infos,
                                                          generation: generation, classifierVersion: classifierVersion)
                 }
                 backends[role.rawValue].prepared[name] = generation
@@ -788,7 +807,27 @@ struct BackendState {
     /// History version this backend has applied.
     var appliedHistory: UInt64 = 0
     /// Protocol-level statements prepared here: name -> generation (0 = stale).
-    var prepared: [String: UInt64] = [:]
+    var prepared = StatementNames<UInt64>()
+}
+
+/// Values by protocol-level statement name, with the unnamed statement ("") kept apart: drivers
+/// Parse it again for every query, and hashing even an empty name costs more than the rest of the
+/// lookup.
+struct StatementNames<Value> {
+    private var unnamed: Value?
+    private var named: [String: Value] = [:]
+
+    subscript(name: String) -> Value? {
+        get { name.isEmpty ? unnamed : named[name] }
+        set {
+            if name.isEmpty { unnamed = newValue } else { named[name] = newValue }
+        }
+    }
+
+    mutating func removeAll() {
+        unnamed = nil
+        named.removeAll()
+    }
 }
 
 struct PreparedStatement {
@@ -803,7 +842,9 @@ struct PreparedStatement {
     /// classifier has not changed since; nil otherwise.
     func classification(ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
         guard version == classifierVersion, parse.count == parseMessage.count else { return nil }
-        return parseMessage.withUnsafeBytes { $0.elementsEqual(parse) } ? statements : nil
+        guard parse.count > 0 else { return statements }
+        let same = parseMessage.withUnsafeBytes { memcmp($0.baseAddress!, parse.baseAddress!, parse.count) == 0 }
+        return same ? statements : nil
     }
 }
 

@@ -52,7 +52,7 @@ extension ClientHandler {
     }
 
     /// client_idle_timeout and idle_transaction_timeout, checked once a second by the server.
-    func closeIfIdleTooLong(now: ContinuousClock.Instant) {
+    func closeIfIdleTooLong(now: MonotonicInstant) {
         guard case .ready = phase, let session, !session.hasUnitsInFlight, clientInput.isEmpty else { return }
         let idle = now - lastActivity
         let settings = config.operations

@@ -56,7 +56,7 @@ final class ClientHandler: @unchecked Sendable {
     var placementVersion: UInt64?
     let connectedAt = Int64(Date().timeIntervalSince1970)
     /// When the client last sent something or last got a complete answer (idle timeouts).
-    var lastActivity = ContinuousClock.now
+    var lastActivity = MonotonicInstant.now
     /// The function catalog generation this session's classifier was built from.
     var catalogGeneration = 0
     /// DDL changed functions: the next statement waits for the refreshed catalog.
@@ -96,7 +96,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func clientRead(_ bytes: UnsafeRawBufferPointer) {
-        let now = ContinuousClock.now
+        let now = MonotonicInstant.now
         lastActivity = now
         if isReady {
             clientInput.append(bytes)
@@ -441,7 +441,7 @@ final class ClientHandler: @unchecked Sendable {
 
     /// Routes what the client sent as far as the session allows. `now` is the time of the event
     /// that led here (one clock read per event, shared by the metrics of every unit it moves).
-    func pumpClient(now: ContinuousClock.Instant = .now) {
+    func pumpClient(now: MonotonicInstant = .now) {
         guard isReady, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
         if server.configGeneration != configGeneration { adoptNewConfiguration() }
         if server.isPaused && session!.isIdle { return }
@@ -479,7 +479,7 @@ final class ClientHandler: @unchecked Sendable {
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         guard isReady, let backend = backends[role.rawValue] else { return }
         recorder?.database.target(role).bytesToClient(bytes.count)
-        let now = ContinuousClock.now
+        let now = MonotonicInstant.now
         var out = ShellOutput(handler: self, now: now)
         client.beginBatch()
         if backend.input.isEmpty {
@@ -626,9 +626,9 @@ struct ShellOutput: SessionOutput {
     var refreshFunctions = false
     var learnNames: [String] = []
     /// When the event being handled happened: the metrics' clock for the units it starts and ends.
-    let now: ContinuousClock.Instant
+    let now: MonotonicInstant
 
-    init(handler: ClientHandler, now: ContinuousClock.Instant) {
+    init(handler: ClientHandler, now: MonotonicInstant) {
         self.handler = handler
         self.now = now
     }

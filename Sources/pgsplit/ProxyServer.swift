@@ -268,7 +268,7 @@ final class ProxyServer: Sendable {
             _ = loop.scheduleTimer(after: 1) { [self] in
                 let settings = config.operations
                 if settings.clientIdleTimeout > .zero || settings.idleTransactionTimeout > .zero {
-                    let now = ContinuousClock.now
+                    let now = MonotonicInstant.now
                     forEachHandler { $0.closeIfIdleTooLong(now: now) }
                 }
                 if !isShuttingDown { scheduleIdleSweep() }

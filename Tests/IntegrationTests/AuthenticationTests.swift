@@ -34,6 +34,39 @@ final class AuthenticationTests: ProxyTestCase {
         try checkAuth("md5", user: "bob", password: "bob-secret")
     }
 
+    /// The salt in SCRAM's server-first-message for `user`, from a raw login started by hand.
+    private func scramSalt(_ proxy: ProxyProcess, user: String) -> String? {
+        let client = try? RawClient(port: proxy.port)
+        client?.send(RawWire.startup([("user", user), ("database", "app")]))
+        guard client?.readMessages(until: "R").last?.typeChar == "R" else { return nil }
+        let clientFirst = Array("n,,n=,r=abcdefghijklmnopqrstuvwx".utf8)
+        client?.send(RawWire.message("p", RawWire.cstring("SCRAM-SHA-256") + RawWire.int32(Int32(clientFirst.count)) + clientFirst))
+        guard let continueBody = client?.readMessages(until: "R").last?.body, continueBody.count > 4 else { return nil }
+        let serverFirst = String(decoding: continueBody.dropFirst(4), as: UTF8.self)
+        return serverFirst.split(separator: ",").first { $0.hasPrefix("s=") }.map { String($0.dropFirst(2)) }
+    }
+
+    func testScramWithAPlainPasswordDerivesItsSecretOnceAndAgainAfterAReload() throws {
+        let proxy = try startProxy(auth: "scram-sha-256")
+        // A plain auth_file password is turned into a SCRAM secret at the first login and kept, as
+        // PostgreSQL keeps the one made when a password is set: the same salt at every login.
+        let first = scramSalt(proxy, user: "alice")
+        XCTAssertNotNil(first)
+        XCTAssertEqual(scramSalt(proxy, user: "alice"), first)
+        XCTAssertEqual(try proxy.connect(user: "alice", password: "alice-secret").query("SELECT 1"), [["1"]])
+
+        // A changed password in auth_file, reloaded: the new one works, the old one no longer does.
+        let usersURL = proxy.dir.appendingPathComponent("users.txt")
+        let users = try String(contentsOf: usersURL, encoding: .utf8)
+        try users.replacingOccurrences(of: "\"alice-secret\"", with: "\"alice-renewed\"")
+            .write(to: usersURL, atomically: true, encoding: .utf8)
+        let reloadsBefore = proxy.stderr.components(separatedBy: "configuration reloaded").count
+        kill(proxy.pid, SIGHUP)
+        waitUntil("the reload is applied") { proxy.stderr.components(separatedBy: "configuration reloaded").count > reloadsBefore }
+        XCTAssertEqual(try proxy.connect(user: "alice", password: "alice-renewed").query("SELECT 1"), [["1"]])
+        assertPasswordFailure(proxy, user: "alice", password: "alice-secret")
+    }
+
     func testScramWithStoredVerifierAndMD5WithStoredHash() throws {
         // auth_file lines copied from pg_authid: alice's SCRAM verifier, bob's md5 hash.
         let stored = try onPrimary("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('alice', 'bob') ORDER BY 1")

@@ -84,7 +84,7 @@ final class AdminConsoleTests: XCTestCase {
         let metrics = ProxyMetrics(databases: ["app"])
         let app = metrics.database("app")
         var recorder = SessionMetricsRecorder(database: app)
-        let start = ContinuousClock.now
+        let start = MonotonicInstant.now
         recorder.unitStarted(.main, why: .read, at: start)
         recorder.unitFinished(.main, failed: false, at: start + .microseconds(700))
         recorder.unitStarted(.writeable, why: .transaction, at: start)

@@ -39,7 +39,7 @@ final class MetricsTests: XCTestCase {
     func testSessionRecorderCountsAndTimesUnitsInOrder() {
         let metrics = ProxyMetrics(databases: ["app"])
         var recorder = SessionMetricsRecorder(database: metrics.database("app"))
-        let t0 = ContinuousClock.now
+        let t0 = MonotonicInstant.now
         // Pipelined: more units than the ring's first size, finishing in order.
         for i in 0..<6 { recorder.unitStarted(i % 2 == 0 ? .main : .writeable, why: i % 2 == 0 ? .read : .write, at: t0) }
         XCTAssertEqual(recorder.unitsInFlight, 6)

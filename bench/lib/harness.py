@@ -301,6 +301,9 @@ class Servers:
             Target("pgbouncer-tx", "PgBouncer transaction", base + 1, read_db="app_ro"),
             Target("pgpool", "Pgpool-II", base + 2),
             Target("pgsplit", "pgsplit", base + 4),
+            # Two processes sharing one port (so_reuseport), one event loop each: the way to use more
+            # cores than one process's loops (on a 2-core machine it shows the cost, not a gain).
+            Target("pgsplit-reuseport", "pgsplit ×2 so_reuseport", base + 5),
         ]
         self.pgpool_pcp_port = base + 3
         self.stop_leftovers()
@@ -445,16 +448,16 @@ pid_file_name = '{pdir}/pgpool.pid'
 logdir = '{pdir}'
 """)
 
-    def pgsplit_config(self, target):
+    def pgsplit_config(self, target, name="pgsplit.conf", extra=""):
         p, r = self.pair.primary, self.pair.replica
         self.write("pgsplit-users.txt", f'"{CLIENT_USER}" "{CLIENT_PASSWORD}"\n')
         auth_file = "" if self.args.pgsplit_auth == "trust" else f"auth_file = {self.dir}/pgsplit-users.txt\n"
-        return self.write("pgsplit.conf", f"""\
+        return self.write(name, f"""\
 [pgsplit]
 listen = 127.0.0.1:{target.port}
 auth_type = {self.args.pgsplit_auth}
 {auth_file}max_client_conn = 12000
-
+{extra}
 ; No TLS to the servers, as PgBouncer and Pgpool-II run here (server_tls_sslmode = disable).
 [database app]
 main = host=127.0.0.1 port={r} dbname=app user=app_ro password=app_ro sslmode=disable
@@ -474,6 +477,14 @@ writeable = host=127.0.0.1 port={p} user=app_rw password=app_rw sslmode=disable
             if not self.args.pgsplit_bin or not os.access(self.args.pgsplit_bin, os.X_OK):
                 raise RuntimeError(f"no pgsplit binary ({self.args.pgsplit_bin or 'the build failed'})")
             return [self.args.pgsplit_bin, "--config", self.pgsplit_config(target)]
+        if target.key == "pgsplit-reuseport":
+            if not self.args.pgsplit_bin or not os.access(self.args.pgsplit_bin, os.X_OK):
+                raise RuntimeError(f"no pgsplit binary ({self.args.pgsplit_bin or 'the build failed'})")
+            conf = self.pgsplit_config(target, "pgsplit-reuseport.conf", "workers = 1\nso_reuseport = on\n")
+            # A shell parent, so the CPU and memory of both processes count as one target's.
+            script = ('trap \'kill $a $b 2>/dev/null\' TERM INT; "$0" --config "$1" & a=$!; '
+                      '"$0" --config "$1" & b=$!; wait')
+            return ["bash", "-c", script, self.args.pgsplit_bin, conf]
         raise ValueError(target.key)
 
     def start(self, target):
@@ -1021,7 +1032,8 @@ def write_chart(case_list, servers, summary, info, started, path_png):
     except ImportError:
         return "matplotlib is not installed"
     proxies = [x for x in servers.targets if x.is_proxy and not x.error.startswith("skipped")]
-    colors = {"pgbouncer-session": "#4c72b0", "pgbouncer-tx": "#8fb0d9", "pgpool": "#dd8452", "pgsplit": "#55a868"}
+    colors = {"pgbouncer-session": "#4c72b0", "pgbouncer-tx": "#8fb0d9", "pgpool": "#dd8452", "pgsplit": "#55a868",
+              "pgsplit-reuseport": "#8fc99a"}
     fig, ax = plt.subplots(figsize=(max(10, 1.3 * len(case_list) + 3), 6))
     width = 0.8 / len(proxies)
     for i, target in enumerate(proxies):
@@ -1063,12 +1075,12 @@ def main():
     parser.add_argument("--rounds", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--scale", type=int, default=10, help="pgbench scale (default 10)")
     parser.add_argument("--only", default="", help="comma-separated workload keys or prefixes to run (e.g. select-simple,tpcb)")
-    parser.add_argument("--skip", default="", help="comma-separated proxies to leave out: pgbouncer-session, pgbouncer-tx, pgpool, pgsplit")
+    parser.add_argument("--skip", default="", help="comma-separated proxies to leave out: pgbouncer-session, pgbouncer-tx, pgpool, pgsplit, pgsplit-reuseport")
     parser.add_argument("--idle", default="", help="idle-client counts (default 1000,10000; --quick 200,1000; 0 = skip)")
     parser.add_argument("--no-classifier", action="store_true", help="skip bench/classifier")
     parser.add_argument("--no-placement", action="store_true", help="skip the where-did-it-run check")
     parser.add_argument("--pair-ports", default="17432,17433", help="primary,replica ports (default 17432,17433)")
-    parser.add_argument("--proxy-base-port", type=int, default=17440, help="first proxy port; uses base..base+4 (default 17440)")
+    parser.add_argument("--proxy-base-port", type=int, default=17440, help="first proxy port; uses base..base+5 (default 17440)")
     parser.add_argument("--pgsplit-bin", default="", help="pgsplit executable")
     parser.add_argument("--pgsplit-auth", default="md5", choices=["md5", "scram-sha-256", "trust"],
                         help="client auth on pgsplit (default md5, as PgBouncer and Pgpool-II here)")

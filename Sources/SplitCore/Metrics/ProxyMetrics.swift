@@ -223,7 +223,7 @@ extension RoutingReason {
 /// no allocation per unit once the ring has grown to the session's pipelining depth.
 public struct SessionMetricsRecorder {
     public let database: DatabaseMetrics
-    private var starts: [ContinuousClock.Instant] = []
+    private var starts: [MonotonicInstant] = []
     private var head = 0
     private var count = 0
 
@@ -232,11 +232,11 @@ public struct SessionMetricsRecorder {
     }
 
     /// Call from `SessionOutput.unitStarted`.
-    public mutating func unitStarted(_ role: BackendRole, why: RoutingReason, at now: ContinuousClock.Instant = .now) {
+    public mutating func unitStarted(_ role: BackendRole, why: RoutingReason, at now: MonotonicInstant = .now) {
         database.target(role).unitStarted(why)
         if count == starts.count {
             // Grow, unrolling the ring so it starts at 0.
-            var grown: [ContinuousClock.Instant] = []
+            var grown: [MonotonicInstant] = []
             grown.reserveCapacity(max(4, starts.count * 2))
             for i in 0..<count { grown.append(starts[(head + i) % starts.count]) }
             while grown.count < max(4, starts.count * 2) { grown.append(now) }
@@ -248,14 +248,12 @@ public struct SessionMetricsRecorder {
     }
 
     /// Call from `SessionOutput.unitFinished`.
-    public mutating func unitFinished(_ role: BackendRole, failed: Bool, at now: ContinuousClock.Instant = .now) {
+    public mutating func unitFinished(_ role: BackendRole, failed: Bool, at now: MonotonicInstant = .now) {
         var microseconds: Int64 = 0
         if count > 0 {
-            let elapsed = now - starts[head]
+            microseconds = now.microseconds(since: starts[head])
             head = (head + 1) % starts.count
             count -= 1
-            let (seconds, attoseconds) = elapsed.components
-            microseconds = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
         }
         database.target(role).unitFinished(failed: failed, microseconds: microseconds)
     }
