@@ -417,6 +417,11 @@ final class ClientHandler: @unchecked Sendable {
         guard let current = session, current.isIdle, current.pinned == nil, !current.isOpeningBackend else { return }
         let fresh = server.config
         configGeneration = server.configGeneration
+        // A reload starts a new monitor: follow its board (the old one is no longer updated). A
+        // commit still waiting to be replayed waits for the new board's next writeable poll instead.
+        health = server.monitor?.board(for: databaseName)
+        placementVersion = nil
+        if replayGate.isWaiting, let health { replayGate.wrote(health) }
         guard let newDatabase = fresh.database(named: databaseName), let oldDatabase = database else { return }
         config = fresh
         database = newDatabase

@@ -139,6 +139,29 @@ final class OperationsReplicaTests: ProxyTestCase {
         XCTAssertEqual(try client.query("SELECT count(*) FROM ops_lost WHERE v = '\(m)'"), [["1"]])
     }
 
+    /// A reload starts a new health monitor: a session that was connected before it follows the new
+    /// one, so it still falls back when main goes down afterwards.
+    func testSessionFromBeforeAReloadStillFallsBackWhenMainIsLost() throws {
+        let proxy = try startProxy(settings: [fastHealth, "read_fallback = writeable"])
+        let client = try proxy.connect(user: "alice")
+        XCTAssertEqual(try client.query("SELECT inet_server_port()"), [[replica]])
+        let reloadsBefore = proxy.stderr.components(separatedBy: "configuration reloaded").count
+        kill(proxy.pid, SIGHUP)
+        waitUntil("the reload is applied") { proxy.stderr.components(separatedBy: "configuration reloaded").count > reloadsBefore }
+        XCTAssertEqual(try client.query("SELECT inet_server_port()"), [[replica]])
+
+        try own.stopReplica()
+        waitUntil("reads fall back to the primary") {
+            (try? client.query("SELECT inet_server_port()")) == [[primary]] || !client.isOK
+        }
+        XCTAssertTrue(client.isOK, "the client stays connected while main is down")
+        XCTAssertEqual(try client.query("SELECT inet_server_port(), pg_is_in_recovery()"), [[primary, "f"]])
+        try own.start()
+        waitUntil("reads return to the replica", timeout: 60) {
+            (try? client.query("SELECT inet_server_port()")) == [[replica]]
+        }
+    }
+
     /// A client that connects while main is down can still read (from writeable) and write.
     func testNewClientWhileMainIsDownUsesWriteable() throws {
         try makeTable("ops_lost_new")
