@@ -1,4 +1,4 @@
-"""asyncpg through pgsplit: prepared statements, binary types, transactions, timeouts, executemany.
+"""asyncpg through pgsplit: prepared statements, binary types, transactions, timeouts, executemany, pools.
 
 asyncpg speaks only the extended protocol with binary results, and prepares every statement."""
 
@@ -162,3 +162,22 @@ def test_executemany(table):
     run(body())
     assert primary_scalar(f"SELECT count(*) FROM {table}") == 200
     assert primary_scalar(f"SELECT v FROM {table} WHERE id = 200") == "m200"
+
+
+def test_pool_connections_keep_reading_from_the_replica(table):
+    """asyncpg's pool resets a connection at every release (pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL): that must not tie it to the primary for good."""
+    async def body():
+        pool = await asyncpg.create_pool(host=HOST, port=PROXY_PORT, user=USER, password=PASSWORD,
+                                         database="app", ssl=False, min_size=1, max_size=2)
+        try:
+            for i in range(1, 6):
+                async with pool.acquire() as c:
+                    assert await c.fetchval(f"INSERT INTO {table} VALUES ($1, 'p') RETURNING inet_server_port()",
+                                            i) == PRIMARY_PORT
+                async with pool.acquire() as c:
+                    assert tuple(await c.fetchrow("SELECT inet_server_port(), pg_is_in_recovery()")) == (REPLICA_PORT, True)
+        finally:
+            await pool.close()
+    run(body())
+    assert primary_scalar(f"SELECT count(*) FROM {table}") == 5

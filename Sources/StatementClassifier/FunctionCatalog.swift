@@ -114,9 +114,11 @@ final class FunctionCatalog: Sendable {
         default: break
         }
         // Every pg_advisory* / pg_try_advisory* function takes or releases a lock; the _xact_ ones
-        // end with the transaction, the others live as long as the session.
+        // end with the transaction, the others live as long as the session. Only taking a session
+        // lock pins: an unlock (pool reset queries send `pg_advisory_unlock_all()` on every release)
+        // goes to writeable, where any session lock is, and leaves reads free to go to main.
         if hasPrefix(name, "pg_advisory") || hasPrefix(name, "pg_try_advisory") {
-            return contains(name, "_xact_") ? .writes : .writesAdvisoryLock
+            return contains(name, "_xact_") || contains(name, "_unlock") ? .writes : .writesAdvisoryLock
         }
         return .readSafe
     }

@@ -210,6 +210,31 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.session.pinned, .temporaryTable)
     }
 
+    /// asyncpg's pool sends this at every release: it must not tie the session to writeable, or a
+    /// pooled connection would never read from main again after its first use.
+    func testPoolResetQueryDoesNotPinTheSession() {
+        var h = Harness()
+        h.opened(.writeable)
+        let reset = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"
+        h.client(Wire.query(reset))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, reset)
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.commandComplete("CLOSE CURSOR ALL")
+                  + Wire.commandComplete("UNLISTEN") + Wire.commandComplete("RESET") + Wire.ready())
+        XCTAssertNil(h.session.pinned)
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 1")
+    }
+
+    func testSessionAdvisoryLockPinsTheSession() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT pg_advisory_lock(42)"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.session.pinned, .advisoryLock)
+        h.client(Wire.query("SELECT pg_advisory_unlock(42)"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT pg_advisory_unlock(42)")
+    }
+
     func testErrorInsideTransactionKeepsItOnItsBackend() {
         var h = Harness()
         h.opened(.writeable)

@@ -358,8 +358,10 @@ let functionCalls: [ClassificationCase] = [
     c("SELECT pg_advisory_lock_shared(1)", W, .pin(.advisoryLock)),
     c("SELECT pg_try_advisory_lock(1, 2)", W, .pin(.advisoryLock)),
     c("SELECT pg_try_advisory_lock_shared(1)", W, .pin(.advisoryLock)),
-    c("SELECT pg_advisory_unlock(1)", W, .pin(.advisoryLock)),
-    c("SELECT pg_advisory_unlock_all()", W, .pin(.advisoryLock)),
+    // Unlocking takes nothing: no pin (asyncpg's pool reset sends pg_advisory_unlock_all()).
+    c("SELECT pg_advisory_unlock(1)", W),
+    c("SELECT pg_advisory_unlock_shared(1)", W),
+    c("SELECT pg_advisory_unlock_all()", W),
     c("SELECT pg_advisory_xact_lock(1)", W),
     c("SELECT pg_advisory_xact_lock_shared(1)", W),
     c("SELECT pg_try_advisory_xact_lock(1)", W),
