@@ -131,13 +131,15 @@ extension StatementReader {
         if matches(token, "all") {
             return session(.resetAll, command: "reset")
         }
+        // Back to the login role: nothing to pin for. A session that changed its role is pinned
+        // already (and stays so); one that did not only undoes nothing, which pool resets do often.
         if matches(token, "role") {
             lexer.skipToEnd()
-            return StatementInfo(target: .writeable, command: "reset", session: .reset(name: "role"), pin: .role)
+            return StatementInfo(target: .writeable, command: "reset", session: .reset(name: "role"))
         }
         if matches(token, "session") && skip("authorization") {
             lexer.skipToEnd()
-            return StatementInfo(target: .writeable, command: "reset", session: .reset(name: "session_authorization"), pin: .role)
+            return StatementInfo(target: .writeable, command: "reset", session: .reset(name: "session_authorization"))
         }
         if matches(token, "time") && skip("zone") {
             return session(.reset(name: "timezone"), command: "reset")

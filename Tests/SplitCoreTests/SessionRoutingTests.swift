@@ -225,6 +225,22 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 1")
     }
 
+    func testResetRoleAloneDoesNotPinButAChangedRoleStaysPinned() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("RESET ROLE"))
+        h.backend(.writeable, Wire.commandComplete("RESET") + Wire.ready())
+        XCTAssertNil(h.session.pinned)
+        h.client(Wire.query("SET ROLE reporting"))
+        h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready())
+        XCTAssertEqual(h.session.pinned, .role)
+        h.client(Wire.query("RESET ROLE"))
+        h.backend(.writeable, Wire.commandComplete("RESET") + Wire.ready())
+        XCTAssertEqual(h.session.pinned, .role, "reads as the changed role must not have gone to main meanwhile")
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT 1")
+    }
+
     func testSessionAdvisoryLockPinsTheSession() {
         var h = Harness()
         h.opened(.writeable)
