@@ -88,10 +88,7 @@ extension StatementReader {
     // MARK: - Shapes shared by many commands
 
     mutating func query(_ first: Token) -> StatementInfo {
-        let features = readQuery(first: first)
-        return StatementInfo(target: features.writes ? .writeable : .main, command: features.command,
-                             session: features.session, pin: features.pin, settingValue: features.settingValue,
-                             callsUnknownFunction: features.callsUnknownFunction)
+        readQuery(first: first).info
     }
 
     mutating func writeable(_ command: String) -> StatementInfo {

@@ -1,12 +1,38 @@
 /// What a query (SELECT, VALUES, TABLE, WITH, a parenthesised query, or a DML body inside COPY /
 /// EXPLAIN / DECLARE) does, found in one pass over its tokens.
+///
+/// Kept as the StatementInfo it becomes, so that `query` hands it over without copying its strings.
 struct QueryFeatures {
-    var command: String
-    var writes = false
-    var pin: PinReason?
-    var session: SessionEffect?
-    var settingValue: String?
-    var callsUnknownFunction = false
+    var info: StatementInfo
+
+    init(command: String) {
+        info = StatementInfo(target: .main, command: command)
+    }
+
+    var command: String {
+        get { info.command }
+        set { info.command = newValue }
+    }
+    var writes: Bool {
+        get { info.target == .writeable }
+        set { info.target = newValue ? .writeable : .main }
+    }
+    var pin: PinReason? {
+        get { info.pin }
+        set { info.pin = newValue }
+    }
+    var session: SessionEffect? {
+        get { info.session }
+        set { info.session = newValue }
+    }
+    var settingValue: String? {
+        get { info.settingValue }
+        set { info.settingValue = newValue }
+    }
+    var callsUnknownFunction: Bool {
+        get { info.callsUnknownFunction }
+        set { info.callsUnknownFunction = newValue }
+    }
 }
 
 extension StatementReader {
