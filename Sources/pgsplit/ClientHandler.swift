@@ -98,16 +98,14 @@ final class ClientHandler: @unchecked Sendable {
     func clientRead(_ bytes: UnsafeRawBufferPointer) {
         let now = MonotonicInstant.now
         lastActivity = now
+        // The per-message case, checked without matching `phase` (that copies its payload).
         if isReady {
             clientInput.append(bytes)
             pumpClient(now: now)
             return
         }
         switch phase {
-        case .ready:
-            clientInput.append(bytes)
-            pumpClient(now: now)
-        case .closed:
+        case .ready, .closed:  // .ready: taken above
             return
         case .connectingMain:
             clientInput.append(bytes)
@@ -242,10 +240,7 @@ final class ClientHandler: @unchecked Sendable {
             // connection is opened (or taken from the pool) only when the client sends a statement,
             // so idle clients hold no backend connection.
             if let mainLogin = login(for: .main), let known = server.knownLogin(BackendPool.Key(mainLogin)) {
-                let hasWriteable = database?.writeable != nil
-                finishLogin(greeting: known.hasWriteable == hasWriteable ? known.greeting
-                                : Self.greeting(for: known.info, hasWriteable: hasWriteable),
-                            mainIsOpen: false)
+                finishLogin(greeting: known.greeting(hasWriteable: database?.writeable != nil), mainIsOpen: false)
                 pumpClient()
                 return
             }
@@ -376,7 +371,6 @@ final class ClientHandler: @unchecked Sendable {
         pumpClient()
     }
 
-    /// Main is open: tell the client what it reported, give it our own key, and start the session.
     /// The ParameterStatus messages a client gets for what main reported at login.
     static func greeting(for info: BackendSessionInfo, hasWriteable: Bool) -> [UInt8] {
         var out = ByteBuffer(capacity: 512)
@@ -390,6 +384,7 @@ final class ClientHandler: @unchecked Sendable {
         return out.readableArray
     }
 
+    /// Main is open: tell the client what it reported, give it our own key, and start the session.
     func finishLogin(greeting: [UInt8], mainIsOpen: Bool = true) {
         loginTimer?.cancel()
         loginTimer = nil
@@ -425,7 +420,6 @@ final class ClientHandler: @unchecked Sendable {
         guard let newDatabase = fresh.database(named: databaseName), let oldDatabase = database else { return }
         config = fresh
         database = newDatabase
-        placementVersion = nil
         let oldMain = oldDatabase.databaseRouting ? oldDatabase.backend(forRoutedUser: user) : oldDatabase.main
         let newMain = newDatabase.databaseRouting ? newDatabase.backend(forRoutedUser: user) : newDatabase.main
         var forget: [BackendRole] = []
@@ -591,6 +585,12 @@ struct KnownLogin: Sendable {
         self.info = info
         self.hasWriteable = hasWriteable
         greeting = ClientHandler.greeting(for: info, hasWriteable: hasWriteable)
+    }
+
+    /// The greeting for a database with (or without) a writeable backend: the stored one when it was
+    /// made for the same case (two databases may share a main backend and differ in this).
+    func greeting(hasWriteable wanted: Bool) -> [UInt8] {
+        wanted == hasWriteable ? greeting : ClientHandler.greeting(for: info, hasWriteable: wanted)
     }
 }
 
