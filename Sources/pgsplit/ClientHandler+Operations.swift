@@ -12,9 +12,10 @@ extension ClientHandler {
     func updateReadPlacement() {
         // Placement matters only for reads outside a transaction: inside one, everything stays put.
         guard let health, session != nil, session!.settings.hasWriteable, session!.transaction == nil else { return }
-        // Nothing new from the monitor and no commit waiting to be replayed: the answer stands.
+        // Nothing new from the monitor since the last answer: it stands. (Both inputs change only with
+        // the board's version or with a commit, and a commit clears `placementVersion`.)
         let version = health.version
-        if version == placementVersion && !replayGate.isWaiting { return }
+        if version == placementVersion { return }
         placementVersion = version
         let snapshot = health.snapshot
         let mainUsable = snapshot.mainUsable(maxLag: config.maxReplicaLag)

@@ -665,7 +665,10 @@ struct ShellOutput: SessionOutput {
     mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
         handler.recorder?.unitFinished(role, failed: failed, at: now)
         handler.lastActivity = now
-        if wroteOnWriteable, let board = handler.health { handler.replayGate.wrote(board) }
+        if wroteOnWriteable, handler.config.readYourWrites == .lsn, let board = handler.health {
+            handler.replayGate.wrote(board)
+            handler.placementVersion = nil
+        }
     }
 
     mutating func functionsMayHaveChanged() {

@@ -108,12 +108,26 @@ public final class HealthSnapshot: Sendable {
     public let writeable: BackendHealth?
     /// Recent writeable positions with the sequence number of the poll that read them, oldest first.
     public let writeablePositions: [(sequence: UInt64, position: LSN)]
+    // What read placement asks after every commit, kept as plain values: reading a field of `main`
+    // through the class copies the whole BackendHealth (its strings retained and released).
+    private let mainDown: Bool
+    private let mainUp: Bool
+    public let mainInRecovery: Bool?
+    private let mainPosition: LSN?
+    private let mainReplayDelay: Double?
+    public let hasWriteableHealth: Bool
 
     init(database: String, main: BackendHealth, writeable: BackendHealth?, writeablePositions: [(sequence: UInt64, position: LSN)]) {
         self.database = database
         self.main = main
         self.writeable = writeable
         self.writeablePositions = writeablePositions
+        mainDown = main.state == .down
+        mainUp = main.state == .up
+        mainInRecovery = main.inRecovery
+        mainPosition = main.position
+        mainReplayDelay = main.replayDelay
+        hasWriteableHealth = writeable != nil
     }
 
     public var writeableLSN: LSN? { writeable?.position }
@@ -130,8 +144,8 @@ public final class HealthSnapshot: Sendable {
     /// limit, its replay delay is within it. An unknown delay (an engine without these functions)
     /// does not count against it.
     public func mainUsable(maxLag: Duration?) -> Bool {
-        if main.state == .down { return false }
-        guard let maxLag, let delay = main.replayDelay else { return true }
+        if mainDown { return false }
+        guard let maxLag, let delay = mainReplayDelay else { return true }
         let (seconds, attoseconds) = maxLag.components
         return delay <= Double(seconds) + Double(attoseconds) / 1e18
     }
@@ -145,8 +159,8 @@ public final class HealthSnapshot: Sendable {
 
     /// Whether main has replayed `target` — true when main is not a standby at all.
     public func mainHasReplayed(_ target: LSN) -> Bool {
-        if main.inRecovery == false { return true }
-        guard main.state == .up, let replay = main.position else { return false }
+        if mainInRecovery == false { return true }
+        guard mainUp, let replay = mainPosition else { return false }
         return replay >= target
     }
 }
@@ -281,7 +295,7 @@ public struct ReadYourWritesGate: Sendable {
     /// True when nothing is pending or main has replayed past this session's last commit.
     public mutating func mainIsCaughtUp(_ snapshot: HealthSnapshot) -> Bool {
         guard let token else { return true }
-        if snapshot.writeable == nil || snapshot.main.inRecovery == false {
+        if !snapshot.hasWriteableHealth || snapshot.mainInRecovery == false {
             self.token = nil
             return true
         }
