@@ -57,6 +57,10 @@ public enum PinReason: String, Sendable, Equatable {
 }
 
 /// What one statement does.
+///
+/// Copied for every statement the proxy routes, so the fields most statements leave empty (the
+/// names and values of session effects, cursors and prepared statements) live together in one
+/// immutable box: a copy costs two reference counts instead of six.
 public struct StatementInfo: Sendable, Equatable {
     /// Where it must run when no transaction dictates otherwise.
     public var target: RouteTarget
@@ -64,12 +68,7 @@ public struct StatementInfo: Sendable, Equatable {
     /// "set", "begin", "copy", "execute". Empty for an empty statement.
     public var command: String
     public var transaction: TransactionControl?
-    public var session: SessionEffect?
     public var pin: PinReason?
-    /// For SQL `EXECUTE name`: the prepared statement's name (routed by what it prepared).
-    public var executes: String?
-    /// For SQL `DECLARE name CURSOR`: the cursor name. `FETCH`/`MOVE`/`CLOSE` name it in `cursor` too.
-    public var cursor: String?
     /// True when the statement contains a routing hint comment, with its target in `target`.
     public var hinted: Bool
     /// True for COPY ... FROM STDIN (the client will stream CopyData).
@@ -77,15 +76,60 @@ public struct StatementInfo: Sendable, Equatable {
     /// True when the statement is DDL that may change function volatility (CREATE/ALTER/DROP FUNCTION,
     /// CREATE EXTENSION, ...): the session core refreshes the function catalog afterwards.
     public var changesFunctions: Bool
-    /// For a `SET` (or `set_config(...)`) whose value is one simple literal: that value — a string literal's
-    /// contents, or a lower-cased word or number (`on`, `serializable`, `42`); the raw value text when it is
-    /// a list or expression; nil for `TO DEFAULT`, `FROM CURRENT` and when the value cannot be read.
-    /// For `SET SESSION CHARACTERISTICS AS TRANSACTION` it is the isolation level or `on`/`off`.
-    public var settingValue: String?
     /// The statement calls a function the catalog does not know (created since it was loaded, or a
     /// name that only looks like a call, such as a column-list alias): the session refreshes the
     /// catalog before routing it. Only set when `FunctionPolicy.knownFunctions` is not empty.
     public var callsUnknownFunction: Bool
+    /// Nil while all of its fields are nil: the usual case.
+    private var details: Details?
+
+    /// The rarely set fields. Immutable: a setter replaces the box.
+    private final class Details: Sendable, Equatable {
+        let session: SessionEffect?
+        let executes: String?
+        let cursor: String?
+        let settingValue: String?
+
+        init(session: SessionEffect?, executes: String?, cursor: String?, settingValue: String?) {
+            self.session = session
+            self.executes = executes
+            self.cursor = cursor
+            self.settingValue = settingValue
+        }
+
+        static func == (a: Details, b: Details) -> Bool {
+            a.session == b.session && a.executes == b.executes && a.cursor == b.cursor && a.settingValue == b.settingValue
+        }
+
+        static func make(session: SessionEffect?, executes: String?, cursor: String?, settingValue: String?) -> Details? {
+            if session == nil && executes == nil && cursor == nil && settingValue == nil { return nil }
+            return Details(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
+        }
+    }
+
+    /// A session-level effect (SET, RESET, DISCARD, PREPARE, DEALLOCATE).
+    public var session: SessionEffect? {
+        get { details?.session }
+        set { details = .make(session: newValue, executes: executes, cursor: cursor, settingValue: settingValue) }
+    }
+    /// For SQL `EXECUTE name`: the prepared statement's name (routed by what it prepared).
+    public var executes: String? {
+        get { details?.executes }
+        set { details = .make(session: session, executes: newValue, cursor: cursor, settingValue: settingValue) }
+    }
+    /// For SQL `DECLARE name CURSOR`: the cursor name. `FETCH`/`MOVE`/`CLOSE` name it in `cursor` too.
+    public var cursor: String? {
+        get { details?.cursor }
+        set { details = .make(session: session, executes: executes, cursor: newValue, settingValue: settingValue) }
+    }
+    /// For a `SET` (or `set_config(...)`) whose value is one simple literal: that value — a string literal's
+    /// contents, or a lower-cased word or number (`on`, `serializable`, `42`); the raw value text when it is
+    /// a list or expression; nil for `TO DEFAULT`, `FROM CURRENT` and when the value cannot be read.
+    /// For `SET SESSION CHARACTERISTICS AS TRANSACTION` it is the isolation level or `on`/`off`.
+    public var settingValue: String? {
+        get { details?.settingValue }
+        set { details = .make(session: session, executes: executes, cursor: cursor, settingValue: newValue) }
+    }
 
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
                 session: SessionEffect? = nil, pin: PinReason? = nil, executes: String? = nil,
@@ -94,15 +138,12 @@ public struct StatementInfo: Sendable, Equatable {
         self.target = target
         self.command = command
         self.transaction = transaction
-        self.session = session
         self.pin = pin
-        self.executes = executes
-        self.cursor = cursor
         self.hinted = hinted
         self.copyFromStdin = copyFromStdin
         self.changesFunctions = changesFunctions
-        self.settingValue = settingValue
         self.callsUnknownFunction = callsUnknownFunction
+        details = .make(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
     }
 }
 

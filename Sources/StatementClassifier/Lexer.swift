@@ -107,7 +107,12 @@ struct Lexer {
             break
         }
         var i = start + 1
-        while i < count, ASCII.isIdentifierPart(bytes[i]) { i += 1 }
+        while i < count {
+            let c = bytes[i]
+            // Lower-case letters, most of a name, take one comparison; the rest the full test.
+            guard c &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(c) else { break }
+            i += 1
+        }
         position = i
         return Token(kind: .word, start: start, end: i)
     }

@@ -320,9 +320,10 @@ final class ClientHandler: @unchecked Sendable {
             server.pool(for: loop).release(opened.connection, key: key, info: opened.info, createdAt: createdAt)
             return
         }
+        let metrics = server.metrics.database(databaseName).target(role)
         let backend = BackendConnection(role: role, connection: opened.connection, info: opened.info,
-                                        login: login, poolKey: key, createdAt: createdAt)
-        server.metrics.database(databaseName).target(role).backendConnectionOpened()
+                                        login: login, poolKey: key, createdAt: createdAt, metrics: metrics)
+        metrics.backendConnectionOpened()
         backends[role.rawValue] = backend
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
                                 onClose: { [self] error in backendClosed(role, error) })
@@ -477,7 +478,7 @@ final class ClientHandler: @unchecked Sendable {
 
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         guard isReady, let backend = backends[role.rawValue] else { return }
-        recorder?.database.target(role).bytesToClient(bytes.count)
+        backend.metrics.bytesToClient(bytes.count)
         let now = MonotonicInstant.now
         var out = ShellOutput(handler: self, now: now)
         client.beginBatch()
@@ -603,14 +604,17 @@ final class BackendConnection {
     let createdAt: ContinuousClock.Instant
     /// Where the connection goes back when the client leaves (computed once: hashing it is not free).
     let poolKey: BackendPool.Key
+    /// Its target's counters, at hand for the per-message byte counts.
+    let metrics: TargetMetrics
     var input = InputBuffer()
 
     var keyData: BackendKeyData? { info.keyData }
     var address: BackendAddress { login.address }
 
     init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
-         poolKey: BackendPool.Key, createdAt: ContinuousClock.Instant) {
+         poolKey: BackendPool.Key, createdAt: ContinuousClock.Instant, metrics: TargetMetrics) {
         self.role = role
+        self.metrics = metrics
         self.connection = connection
         self.info = info
         self.login = login
@@ -639,8 +643,9 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
-        handler.recorder?.database.target(role).bytesFromClient(bytes.count)
-        handler.backends[role.rawValue]?.connection.write(bytes)
+        guard let backend = handler.backends[role.rawValue] else { return }
+        backend.metrics.bytesFromClient(bytes.count)
+        backend.connection.write(bytes)
     }
 
     mutating func sendToClient(_ bytes: UnsafeRawBufferPointer) {
