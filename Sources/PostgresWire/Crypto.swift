@@ -49,6 +49,24 @@ enum Crypto {
         digest(data, fetchedMD5, length: 16)
     }
 
+    /// md5 of `input` as 32 lower-case hex digits written at `hexOut`: no allocation (logins do it
+    /// twice each).
+    static func md5Hex(_ input: UnsafeRawBufferPointer, into hexOut: UnsafeMutablePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digest in
+            var outputLength: UInt32 = 0
+            let ok = EVP_Digest(input.baseAddress, input.count, digest.baseAddress, &outputLength, fetchedMD5, nil)
+            precondition(ok == 1 && outputLength == 16, "OpenSSL digest failed")
+            for i in 0..<16 {
+                hexOut[2 * i] = hexDigit(digest[i] >> 4)
+                hexOut[2 * i + 1] = hexDigit(digest[i] & 0x0F)
+            }
+        }
+    }
+
+    @inline(__always) static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? 0x30 + value : 0x61 - 10 + value
+    }
+
     private static func digest<Bytes: Collection>(_ data: Bytes, _ type: OpaquePointer?, length: Int) -> [UInt8]
     where Bytes.Element == UInt8 {
         let input = Array(data)
@@ -108,6 +126,13 @@ enum Crypto {
     }
 
     /// Compares without an early exit, so timing does not reveal how much of a proof matched.
+    static func constantTimeEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in 0..<a.count { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0

@@ -3,14 +3,16 @@
 public enum MD5Auth {
     /// The stored form of a password: "md5" followed by 32 hex digits.
     public static func storedHash(user: String, password: String) -> String {
-        "md5" + Crypto.hex(Crypto.md5(Array(password.utf8) + Array(user.utf8)))
+        var input = Array(password.utf8)
+        input.append(contentsOf: user.utf8)
+        return input.withUnsafeBytes { prefixedHex(of: $0) }
     }
 
     /// Whether a stored secret is an md5 hash.
     public static func isMD5Hash(_ secret: String) -> Bool {
-        let bytes = Array(secret.utf8)
-        guard bytes.count == 35, secret.hasPrefix("md5") else { return false }
-        return bytes[3...].allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        let utf8 = secret.utf8
+        guard utf8.count == 35, secret.hasPrefix("md5") else { return false }
+        return utf8.dropFirst(3).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
     /// The client's answer to an md5 challenge, from the plain password.
@@ -21,16 +23,48 @@ public enum MD5Auth {
     /// The client's answer from an already-hashed secret ("md5..."), so a proxy can log in onward
     /// without the plain password.
     public static func response(storedHash: String, salt: UInt32) -> String {
-        let hexPart = Array(storedHash.utf8.dropFirst(3))
-        let saltBytes: [UInt8] = [UInt8(truncatingIfNeeded: salt >> 24), UInt8(truncatingIfNeeded: salt >> 16),
-                                  UInt8(truncatingIfNeeded: salt >> 8), UInt8(truncatingIfNeeded: salt)]
-        return "md5" + Crypto.hex(Crypto.md5(hexPart + saltBytes))
+        withResponse(storedHash: storedHash, salt: salt) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The server-side check of a client's answer against the stored hash.
     public static func verify(response: String, storedHash: String, salt: UInt32) -> Bool {
-        let expected = Array(self.response(storedHash: storedHash, salt: salt).utf8)
-        return Crypto.constantTimeEqual(expected, Array(response.utf8))
+        withResponse(storedHash: storedHash, salt: salt) { expected in
+            var answer = response
+            return answer.withUTF8 { Crypto.constantTimeEqual(expected, UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// "md5" + hex(md5(hex part of `storedHash` + salt)), built on the stack and lent to `body`.
+    private static func withResponse<T>(storedHash: String, salt: UInt32, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36 + 35) { buffer in
+            let input = buffer.baseAddress!
+            var length = 0
+            for byte in storedHash.utf8.dropFirst(3).prefix(32) {
+                input[length] = byte
+                length += 1
+            }
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                input[length] = UInt8(truncatingIfNeeded: salt >> shift)
+                length += 1
+            }
+            let output = input + 36
+            output[0] = 0x6D  // m
+            output[1] = 0x64  // d
+            output[2] = 0x35  // 5
+            Crypto.md5Hex(UnsafeRawBufferPointer(start: input, count: length), into: output + 3)
+            return body(UnsafeRawBufferPointer(start: output, count: 35))
+        }
+    }
+
+    /// "md5" + hex(md5(input)).
+    private static func prefixedHex(of input: UnsafeRawBufferPointer) -> String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 35) { output in
+            output[0] = 0x6D
+            output[1] = 0x64
+            output[2] = 0x35
+            Crypto.md5Hex(input, into: output.baseAddress! + 3)
+            return String(decoding: output, as: UTF8.self)
+        }
     }
 
     public static func randomSalt() -> UInt32 {

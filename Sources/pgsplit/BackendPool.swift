@@ -62,8 +62,10 @@ final class BackendPool: @unchecked Sendable {
     /// A live idle connection for `key`, if one is kept.
     func take(_ key: Key) -> Idle? {
         let now = ContinuousClock.now
-        while var list = idle[key], let candidate = list.popLast() {
-            idle[key] = list.isEmpty ? nil : list
+        while let index = idle.index(forKey: key) {
+            // Popped in place: copying the list out of the dictionary would copy its storage.
+            let candidate = idle.values[index].popLast()!
+            if idle.values[index].isEmpty { idle.remove(at: index) }
             if candidate.connection.isClosed { continue }
             if now - candidate.createdAt > settings.lifetime {
                 candidate.connection.close()
@@ -90,28 +92,60 @@ final class BackendPool: @unchecked Sendable {
             keep(entry, key: key)
             return
         }
-        var reset = ByteBuffer(capacity: 64)
-        reset.writeQuery(settings.resetQuery)
-        var answer = ByteBuffer(capacity: 256)
-        var failed = false
+        // The answer normally arrives in one read; only a split one is gathered.
+        var partial: [UInt8] = []
         connection.onClose = { _ in }
         connection.onRead = { [self] bytes in
-            answer.append(contentsOf: bytes)
-            while case .message(let type, let payload) = answer.frameMessage(maxMessageSize: 1 << 20) {
-                answer.moveReaderIndex(to: payload.upperBound)
-                if type == UInt8(ascii: "E") { failed = true }
-                if type == UInt8(ascii: "Z") {
-                    let idleStatus = answer.storage[payload].first == UInt8(ascii: "I")
-                    if failed || !idleStatus || !answer.isEmpty {
-                        terminate(connection)
-                    } else {
-                        keep(entry, key: key)
-                    }
-                    return
-                }
+            let outcome: ResetOutcome
+            if partial.isEmpty {
+                outcome = Self.resetOutcome(bytes)
+                if case .incomplete = outcome { partial.append(contentsOf: bytes) }
+            } else {
+                partial.append(contentsOf: bytes)
+                outcome = partial.withUnsafeBytes { Self.resetOutcome($0) }
+            }
+            switch outcome {
+            case .incomplete: return
+            case .clean: keep(entry, key: key)
+            case .failed: terminate(connection)
             }
         }
-        connection.write(reset.readableArray)
+        connection.write(resetMessage)
+    }
+
+    /// The reset query as a Query message, encoded once.
+    private lazy var resetMessage: [UInt8] = {
+        var reset = ByteBuffer(capacity: 64)
+        reset.writeQuery(settings.resetQuery)
+        return reset.readableArray
+    }()
+
+    enum ResetOutcome: Equatable {
+        case incomplete
+        /// ReadyForQuery "idle", no error, nothing after it.
+        case clean
+        case failed
+    }
+
+    /// Reads the backend's answer to the reset query so far.
+    static func resetOutcome(_ bytes: UnsafeRawBufferPointer) -> ResetOutcome {
+        var offset = 0
+        var sawError = false
+        while bytes.count - offset >= 5 {
+            let type = bytes[offset]
+            let length = Int(UInt32(bytes[offset + 1]) << 24 | UInt32(bytes[offset + 2]) << 16
+                             | UInt32(bytes[offset + 3]) << 8 | UInt32(bytes[offset + 4]))
+            guard length >= 4, length <= 1 << 20 else { return .failed }
+            guard bytes.count - offset >= 1 + length else { return .incomplete }
+            if type == UInt8(ascii: "E") { sawError = true }
+            if type == UInt8(ascii: "Z") {
+                let idle = length == 5 && bytes[offset + 5] == UInt8(ascii: "I")
+                let end = offset + 1 + length
+                return !sawError && idle && end == bytes.count ? .clean : .failed
+            }
+            offset += 1 + length
+        }
+        return .incomplete
     }
 
     private func keep(_ entry: Idle, key: Key) {
