@@ -68,6 +68,16 @@ int pgsplit_eventfd_signal(int fd) {
     return written == sizeof one || (written < 0 && errno == EAGAIN) ? 0 : -1;
 }
 
+int pgsplit_eventfd_drain(int fd) {
+    uint64_t count;
+    ssize_t got;
+    do {
+        got = read(fd, &count, sizeof count);
+    } while (got < 0 && errno == EINTR);
+    // EAGAIN: nothing was signalled since the last drain.
+    return got == sizeof count || (got < 0 && errno == EAGAIN) ? 0 : -1;
+}
+
 struct pgsplit_thread_start_args {
     void (*body)(void *);
     void *context;

@@ -1,6 +1,7 @@
 import CDispatch
 import CSocketShim
 import Dispatch
+import ProxyLocks
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -52,15 +53,21 @@ final class EpollPoller {
 
     private enum Waking {
         case dispatchSource(DispatchSourceRead)
-        /// `wakeFD` is an eventfd in the epoll set that `shutdown()` signals.
+        /// `wakeFD` is an eventfd in the epoll set that `shutdown()` and `post` signal.
         case waiterThread(wakeFD: Int32)
     }
 
     /// The token of the waiter thread's eventfd. A socket's token never equals it: its low half is
-    /// the fd, and no fd is UInt32.max. The eventfd is signalled only after `stopping` is set, and the
-    /// waiter leaves before delivering that batch, so `deliver` never sees this token (were it to, the
-    /// fd lookup would skip it).
+    /// the fd, and no fd is UInt32.max.
     private static let wakeToken = UInt64.max
+
+    /// Work other threads handed to this loop (`post`), run by the waiter thread in its next batch.
+    /// A `queue.async` instead wakes a Dispatch worker thread, which then runs the loop's queue while
+    /// the waiter thread, woken for the same client's first bytes, waits for it: two more threads
+    /// and futex calls for every client the listener's loop hands to another loop.
+    private let inbox = Locked<[@Sendable () -> Void]>([])
+    /// Set by `deliver` when the batch holds the eventfd's event.
+    private var woken = false
 
     init(queue: DispatchQueue, waking mode: EpollWaking) {
         epollFD = pgsplit_epoll_create()
@@ -127,12 +134,42 @@ final class EpollPoller {
         releaseDescriptors()
     }
 
-    /// One batch, on the queue: its events, then the work the loop deferred to the batch's end.
+    /// One batch, on the queue: its events, the work posted from other threads, then the work the
+    /// loop deferred to the batch's end.
     private func runBatch() {
         inBatch = true
         deliver(pendingCount)
+        if woken {
+            woken = false
+            runPosted()
+        }
         runDeferred()
         inBatch = false
+    }
+
+    /// Hands `work` to the waiter thread from any thread; false when this poller has no waiter
+    /// thread (the caller then uses `queue.async`).
+    func post(_ work: @escaping @Sendable () -> Void) -> Bool {
+        guard case .waiterThread(let wakeFD) = waking else { return false }
+        let wasEmpty = inbox.withLock { posted in
+            posted.append(work)
+            return posted.count == 1
+        }
+        // One signal per empty-to-waiting change: the waiter takes everything posted until it runs.
+        if wasEmpty { _ = pgsplit_eventfd_signal(wakeFD) }
+        return true
+    }
+
+    private func runPosted() {
+        guard case .waiterThread(let wakeFD) = waking else { return }
+        // Reset the eventfd before taking the work: a post after this point signals it again.
+        _ = pgsplit_eventfd_drain(wakeFD)
+        let work = inbox.withLock { posted in
+            let taken = posted
+            posted.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
     }
 
     /// Takes `work` to run at the end of the current batch, when one is running (call on the
@@ -203,6 +240,10 @@ final class EpollPoller {
         guard count > 0 else { return }
         for i in 0..<Int(count) {
             let token = tokens[i]
+            if token == EpollPoller.wakeToken {
+                woken = true
+                continue
+            }
             let fd = Int(UInt32(truncatingIfNeeded: token))
             guard fd < registrations.count, let watcher = registrations[fd], watcher.token == token else {
                 continue

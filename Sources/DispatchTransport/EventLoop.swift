@@ -17,7 +17,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Bytes read per `read` call; one buffer per loop, reused by every connection on it.
     static let readBufferSize = 64 * 1024
     let readBuffer: UnsafeMutableRawBufferPointer
-    private var poller: EpollPoller?
+    /// Made with the loop (for the epoll strategies) and never changed, so any thread may post to it.
+    private let poller: EpollPoller?
     /// This loop's timers (touched only on `queue`).
     let timers: LoopTimers
 
@@ -26,6 +27,11 @@ public final class EventLoop: @unchecked Sendable {
         self.ioStrategy = ioStrategy
         readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
         timers = LoopTimers(queue: queue)
+        switch ioStrategy {
+        case .dispatchSourcePerSocket: poller = nil
+        case .epollPerLoop: poller = EpollPoller(queue: queue, waking: .dispatchSource)
+        case .epollWaiterPerLoop: poller = EpollPoller(queue: queue, waking: .waiterThread)
+        }
         queue.setSpecific(key: eventLoopKey, value: ObjectIdentifier(self))
     }
 
@@ -52,9 +58,14 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs `work` on this loop, later (never inline, even when called from the loop). Called from
-    /// the loop while its waiter thread runs a batch, the work runs at the end of that batch.
+    /// the loop while its waiter thread runs a batch, the work runs at the end of that batch; from
+    /// elsewhere, the waiter thread runs it in its next batch.
     public func execute(_ work: @escaping @Sendable () -> Void) {
-        if inEventLoop, let poller, poller.deferToBatchEnd(work) { return }
+        if inEventLoop {
+            if let poller, poller.deferToBatchEnd(work) { return }
+        } else if let poller, poller.post(work) {
+            return
+        }
         queue.async(execute: work)
     }
 
@@ -73,14 +84,7 @@ public final class EventLoop: @unchecked Sendable {
         case .dispatchSourcePerSocket:
             return DispatchSourceWatcher(fd: fd, queue: queue, handler: handler)
         case .epollPerLoop, .epollWaiterPerLoop:
-            let poller: EpollPoller
-            if let existing = self.poller {
-                poller = existing
-            } else {
-                poller = EpollPoller(queue: queue, waking: ioStrategy == .epollPerLoop ? .dispatchSource : .waiterThread)
-                self.poller = poller
-            }
-            return EpollWatcher(fd: fd, poller: poller, handler: handler)
+            return EpollWatcher(fd: fd, poller: poller!, handler: handler)
         }
     }
 }

@@ -38,6 +38,9 @@ int pgsplit_eventfd_create(void);
 /// Adds 1 to an eventfd's counter (makes it readable). Returns 0 or -1 (errno set).
 int pgsplit_eventfd_signal(int fd);
 
+/// Resets an eventfd's counter to 0 (not readable) without blocking. Returns 0 or -1 (errno set).
+int pgsplit_eventfd_drain(int fd);
+
 /// Starts a detached thread named `name` (at most 15 bytes are kept) that runs `body(context)`.
 /// Returns 0 or an error number.
 int pgsplit_thread_start(const char *name, void (*body)(void *), void *context);
