@@ -182,13 +182,12 @@ public struct Session {
         var end: Int?
         var endsWithSync = false
         var infos: [StatementInfo] = []
-        var parsedHere: [String] = []
+        /// Each Parse of the batch, in order, with its class (`rememberParses` stores them).
+        var parses: [BatchParse] = []
         var needed: [String] = []
         var sawFlushOnly = false
         var firstText: Range<Int>?
         var unknownNames: [String] = []
-        /// The class of each Parse of the batch, in order (`rememberParses` stores them).
-        var parsedClasses: [[StatementInfo]] = []
         var sawClose = false
         scan: while true {
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
@@ -214,8 +213,7 @@ public struct Session {
                         ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
-                    parsedClasses.append(qc)
-                    parsedHere.append(name)
+                    parses.append(BatchParse(name: name, classes: qc))
                     if qc.contains(where: \.callsUnknownFunction) {
                         unknownNames += classifier.unknownFunctionNames(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
                     }
@@ -227,7 +225,7 @@ public struct Session {
                         return buffer.count
                     }
                     let name = string(buffer, stmtRange)
-                    if !parsedHere.contains(name) {
+                    if !parses.contains(where: { $0.name == name }) {
                         needed.append(name)
                         if let known = statements[name] {
                             if infos.isEmpty { infos = known.statements } else { infos.append(contentsOf: known.statements) }
@@ -237,7 +235,7 @@ public struct Session {
                     if f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
                        let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) {
                         let name = string(buffer, nameRange)
-                        if !parsedHere.contains(name) { needed.append(name) }
+                        if !parses.contains(where: { $0.name == name }) { needed.append(name) }
                     }
                 case UInt8(ascii: "S"):
                     end = f.end
@@ -277,12 +275,12 @@ public struct Session {
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
-        unit.swallowLeft = injectStatements(needed: needed, parsedHere: parsedHere, on: role, &out)
+        unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil
         // Remember every Parse of the batch, so later batches can prepare it elsewhere.
-        if !parsedClasses.isEmpty || sawClose {
-            rememberParses(buffer, from: start, to: batchEnd, on: role, classes: parsedClasses)
+        if !parses.isEmpty || sawClose {
+            rememberParses(buffer, from: start, to: batchEnd, on: role, parses: parses)
         }
         predictTransaction(infos, on: role)
         units.append(unit)
@@ -329,11 +327,12 @@ public struct Session {
     /// Makes sure every statement the batch uses exists on `role`: injects Close + Parse for the
     /// missing ones and Close for stale ones the batch is about to re-Parse. Returns how many responses
     /// (ParseComplete / CloseComplete) to swallow.
-    mutating func injectStatements<Out: SessionOutput>(needed: [String], parsedHere: [String], on role: BackendRole,
+    mutating func injectStatements<Out: SessionOutput>(needed: [String], parsed: [BatchParse], on role: BackendRole,
                                                        _ out: inout Out) -> Int {
         var swallow = 0
         // `backends[...]` is changed in place: a copy of it would make its dictionary copy on write.
-        for name in parsedHere where !name.isEmpty {
+        for parse in parsed where !parse.name.isEmpty {
+            let name = parse.name
             if backends[role.rawValue].prepared[name] != nil && statements[name] == nil {
                 // The client closed it, but this backend still has the old one: drop it first.
                 WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
@@ -352,9 +351,9 @@ public struct Session {
         return swallow
     }
 
-    /// `classes` holds the class of each Parse in the range, in order, when the caller has them.
+    /// `parses` holds each Parse in the range with its class, in order, when the caller has them.
     mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
-                                 classes: [[StatementInfo]] = []) {
+                                 parses: [BatchParse] = []) {
         var offset = start
         var parseIndex = 0
         while offset < end, case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
@@ -363,7 +362,7 @@ public struct Session {
             case UInt8(ascii: "P"):
                 guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
                       let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
-                let known = parseIndex < classes.count ? classes[parseIndex] : nil
+                let known = parseIndex < parses.count ? parses[parseIndex].classes : nil
                 parseIndex += 1
                 let name = string(buffer, nameRange)
                 let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
@@ -845,6 +844,12 @@ struct StatementNames<Value> {
         recentName = ""
         recentValue = nil
     }
+}
+
+/// A Parse seen while looking ahead through an extended-protocol batch.
+struct BatchParse {
+    var name: String
+    var classes: [StatementInfo]
 }
 
 struct PreparedStatement {
