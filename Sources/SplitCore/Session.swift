@@ -61,7 +61,8 @@ public struct Session {
     var units = UnitQueue()
     /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
     /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
-    var deferredBegin: String?
+    /// Held as the client's Query message, sent on as it came.
+    var deferredBegin: [UInt8]?
     /// The ReadyForQuery status of the last client unit.
     var lastStatus = UInt8(ascii: "I")
     /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync.
@@ -142,7 +143,8 @@ public struct Session {
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         let queryClass = classifier.classify(utf8: sql)
-        if deferBegin(queryClass.statements, sql, &out) || finishDeferredBeginLocally(queryClass.statements, &out) {
+        if deferBegin(queryClass.statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)
+            || finishDeferredBeginLocally(queryClass.statements, &out) {
             return frame.end
         }
         let currentClassifier = classifier
@@ -480,39 +482,46 @@ public struct Session {
     /// A lone plain BEGIN (no READ ONLY / READ WRITE, not serializable) with nothing in flight is
     /// answered here and held: a `SET TRANSACTION READ ONLY` right after it may still send the whole
     /// transaction to main. PostgreSQL takes the snapshot at the first statement, not at BEGIN.
-    mutating func deferBegin<Out: SessionOutput>(_ infos: [StatementInfo], _ sql: UnsafeRawBufferPointer,
+    mutating func deferBegin<Out: SessionOutput>(_ infos: [StatementInfo], _ message: UnsafeRawBufferPointer,
                                                  _ out: inout Out) -> Bool {
         guard settings.hasWriteable, transaction == nil, deferredBegin == nil, units.isEmpty, pinned == nil,
               !defaultReadOnly, !defaultSerializable, infos.count == 1,
               case .begin(readOnly: nil, serializable: false)? = infos[0].transaction else { return false }
-        deferredBegin = String(decoding: sql, as: UTF8.self)
-        var answer = WireEncode.message(UInt8(ascii: "C")) { $0.append(contentsOf: "BEGIN".utf8); $0.append(0) }
-        answer += WireEncode.readyForQuery(UInt8(ascii: "T"))
-        answer.withUnsafeBytes { out.sendToClient($0) }
+        deferredBegin = Array(message)
+        Self.beginAnswer.withUnsafeBytes { out.sendToClient($0) }
         return true
     }
 
     /// COMMIT or ROLLBACK of a held BEGIN that never ran anything: answered here too.
     mutating func finishDeferredBeginLocally<Out: SessionOutput>(_ infos: [StatementInfo], _ out: inout Out) -> Bool {
         guard deferredBegin != nil, infos.count == 1 else { return false }
-        let tag: String
+        let answer: [UInt8]
         switch infos[0].transaction {
-        case .commit(chain: false)?: tag = "COMMIT"
-        case .rollback(chain: false)?: tag = "ROLLBACK"
+        case .commit(chain: false)?: answer = Self.commitAnswer
+        case .rollback(chain: false)?: answer = Self.rollbackAnswer
         default: return false
         }
         deferredBegin = nil
-        var answer = WireEncode.message(UInt8(ascii: "C")) { $0.append(contentsOf: tag.utf8); $0.append(0) }
-        answer += WireEncode.readyForQuery(UInt8(ascii: "I"))
         answer.withUnsafeBytes { out.sendToClient($0) }
         return true
+    }
+
+    /// CommandComplete and ReadyForQuery for a held BEGIN, and for its COMMIT / ROLLBACK before
+    /// anything ran: encoded once.
+    static let beginAnswer = localAnswer(tag: "BEGIN", status: UInt8(ascii: "T"))
+    static let commitAnswer = localAnswer(tag: "COMMIT", status: UInt8(ascii: "I"))
+    static let rollbackAnswer = localAnswer(tag: "ROLLBACK", status: UInt8(ascii: "I"))
+
+    private static func localAnswer(tag: String, status: UInt8) -> [UInt8] {
+        WireEncode.message(UInt8(ascii: "C")) { $0.append(contentsOf: tag.utf8); $0.append(0) }
+            + WireEncode.readyForQuery(status)
     }
 
     /// The held BEGIN goes out first, its answer swallowed like a replayed statement's.
     mutating func sendDeferredBegin<Out: SessionOutput>(to role: BackendRole, _ out: inout Out) {
         guard let begin = deferredBegin else { return }
         deferredBegin = nil
-        WireEncode.query(begin).withUnsafeBytes { out.sendToBackend(role, $0) }
+        begin.withUnsafeBytes { out.sendToBackend(role, $0) }
         units.append(Unit(backend: role, kind: .replay))
         transaction = role
     }
