@@ -82,21 +82,35 @@ struct Lexer {
     /// bytes SQL rejects, where words and numbers end — at a fraction of the cost of making each
     /// token. It ends in exactly the state `skipToEndByTokens` does (tested against it).
     mutating func skipToEnd() {
-        // What the previous byte continues: it decides whether `$` and `.` start a token.
-        enum Run { case none, word, number }
-        var run = Run.none
         var i = position
         while i < count {
             let c = bytes[i]
-            switch run {
-            case .word where ASCII.isIdentifierPart(c):
+            // Words and numbers are run over in tight loops of their own; what follows one starts a token.
+            if c &- ASCII.lowerA < 26 || ASCII.isIdentifierStart(c) {
+                if c | 0x20 == ASCII.lowerE && byte(i + 1) == ASCII.quote {
+                    i = skipQuoted(from: i + 2, closer: ASCII.quote, backslashEscapes: true)
+                    continue
+                }
+                i += 1
+                while i < count {
+                    let d = bytes[i]
+                    guard d &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(d) else { break }
+                    i += 1
+                }
+                continue
+            }
+            if c == ASCII.space {
                 i += 1
                 continue
-            case .number where ASCII.isDigit(c) || ASCII.isLetter(c) || c == ASCII.underscore || c == ASCII.dot:
+            }
+            if ASCII.isDigit(c) || (c == ASCII.dot && ASCII.isDigit(byte(i + 1))) {
                 i += 1
+                while i < count {
+                    let d = bytes[i]
+                    guard ASCII.isDigit(d) || ASCII.isLetter(d) || d == ASCII.underscore || d == ASCII.dot else { break }
+                    i += 1
+                }
                 continue
-            default:
-                run = .none
             }
             switch c {
             case ASCII.semicolon:
@@ -127,28 +141,13 @@ struct Lexer {
                 position = i
                 skipBlockComment()
                 i = position
-            case ASCII.dot:
-                if ASCII.isDigit(byte(i + 1)) { run = .number }
-                i += 1
-            case ASCII.zero...ASCII.nine:
-                run = .number
-                i += 1
             default:
-                if ASCII.isIdentifierStart(c) {
-                    if c | 0x20 == ASCII.lowerE && byte(i + 1) == ASCII.quote {
-                        i = skipQuoted(from: i + 2, closer: ASCII.quote, backslashEscapes: true)
-                    } else {
-                        run = .word
-                        i += 1
-                    }
-                } else {
-                    // Space, operators and punctuation end a word and change nothing else.
-                    if !ASCII.isSpace(c) && !ASCII.isOperator(c) && c != ASCII.comma && c != ASCII.colon
-                        && c != ASCII.openBracket && c != ASCII.closeBracket {
-                        malformed = true
-                    }
-                    i += 1
+                // Other space, operators and punctuation change nothing; any other byte SQL rejects.
+                if !ASCII.isSpace(c) && !ASCII.isOperator(c) && c != ASCII.comma && c != ASCII.colon && c != ASCII.dot
+                    && c != ASCII.openBracket && c != ASCII.closeBracket {
+                    malformed = true
                 }
+                i += 1
             }
         }
         position = count
