@@ -593,16 +593,18 @@ public struct Session {
     /// What must happen when a unit made of these statements succeeds.
     func effects(of infos: [StatementInfo], sql: UnsafeRawBufferPointer?) -> UnitEffects {
         var effects = UnitEffects()
+        var changes: [(SessionEffect, String?)] = []
         for info in infos {
             if let pin = info.pin, effects.pin == nil { effects.pin = pin }
             if info.changesFunctions { effects.changesFunctions = true }
             if case .commit? = info.transaction { effects.commits = true }
             if case .prepareTransaction? = info.transaction { effects.commits = true }
-            if let session = info.session { effects.session.append((session, info.settingValue)) }
+            if let session = info.session { changes.append((session, info.settingValue)) }
         }
-        // The text to replay elsewhere: only when the unit is exactly one session statement.
-        if !effects.session.isEmpty, infos.count == 1, let sql {
-            effects.replaySQL = String(decoding: sql, as: UTF8.self)
+        if !changes.isEmpty {
+            // The text to replay elsewhere: only when the unit is exactly one session statement.
+            let replaySQL = infos.count == 1 ? sql.map { String(decoding: $0, as: UTF8.self) } : nil
+            effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL)
         }
         return effects
     }
@@ -683,8 +685,10 @@ public struct Session {
         if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
         if effects.changesFunctions { out.functionsMayHaveChanged() }
         // Session state holds at once in autocommit; inside a transaction only once it commits.
-        for (effect, value) in effects.session {
-            apply(effect, value: value, sql: effects.replaySQL, inTransaction: inTransactionAfter)
+        if let changes = effects.sessionChanges {
+            for (effect, value) in changes.effects {
+                apply(effect, value: value, sql: changes.replaySQL, inTransaction: inTransactionAfter)
+            }
         }
         if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
             if effects.commits && previousStatus != UInt8(ascii: "E") {
@@ -883,8 +887,19 @@ struct UnitEffects {
     var pin: PinReason?
     var changesFunctions = false
     var commits = false
-    var session: [(SessionEffect, String?)] = []
-    var replaySQL: String?
+    /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
+    var sessionChanges: SessionChanges?
+}
+
+/// A unit's session effects (with the value each sets) and the text that replays them elsewhere.
+final class SessionChanges {
+    let effects: [(SessionEffect, String?)]
+    let replaySQL: String?
+
+    init(effects: [(SessionEffect, String?)], replaySQL: String?) {
+        self.effects = effects
+        self.replaySQL = replaySQL
+    }
 }
 
 struct Unit {
