@@ -14,10 +14,12 @@ import Glibc
 ///   libdispatch's event thread a wake-up, a hand-off to a worker thread, and a second event-thread
 ///   wake-up to re-arm the source (three context switches per batch).
 /// - `.waiterThread`: a thread of the loop's own blocks in `epoll_wait` and hands each batch to the
-///   loop's serial queue with `queue.sync`. When the queue is idle, Dispatch runs the batch right on
-///   the waiter thread: one wake-up per batch, as in a plain epoll loop, while the queue still
-///   serialises the batch with every other block of the loop (timers, `execute`). The queue is never
-///   blocked: the waiting happens outside it.
+///   loop's serial queue with `dispatch_sync_f`. When the queue is idle, Dispatch runs the batch right
+///   on the waiter thread: one wake-up per batch, as in a plain epoll loop, while the queue still
+///   serialises the batch with every other block of the loop (timers). The queue is never blocked:
+///   the waiting happens outside it. Work for the loop from other threads (`EventLoop.execute`) is
+///   posted to the waiter thread through an eventfd in the same epoll set and runs in its batch;
+///   work the loop defers to itself runs at the end of the current batch.
 ///
 /// Registrations carry a token of fd and generation, so an event still queued for a closed fd is
 /// dropped even when the fd number was already reused within the same batch.

@@ -6,7 +6,8 @@ public enum IOStrategy: Sendable {
     /// One DispatchSourceRead per loop on an epoll descriptor, drained in a batch per wake-up.
     case epollPerLoop
     /// One epoll descriptor per loop, waited on by a thread of the loop's own that runs each batch
-    /// on the loop's queue with `queue.sync` (see `EpollPoller`).
+    /// on the loop's queue with `dispatch_sync_f`, and the work posted to the loop with it (see
+    /// `EpollPoller`).
     case epollWaiterPerLoop
 
     /// The strategy used when none is named.
