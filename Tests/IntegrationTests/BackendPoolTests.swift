@@ -75,4 +75,26 @@ final class BackendPoolTests: ProxyTestCase {
         defer { second.finish() }
         XCTAssertNotEqual(try backendOf(second).pid, used.pid)
     }
+
+    func testAKeptBackendIdlePastServerIdleTimeoutIsClosed() throws {
+        let proxy = try startProxy(settings: ["workers = 1", "server_idle_timeout = 1s"])
+        let first = try proxy.connect()
+        let used = try backendOf(first)
+        first.finish()
+
+        try waitUntil("the kept backend was reset") { try activity(of: used.pid) == ["DISCARD ALL", "idle"] }
+        try waitUntil("the idle backend was closed after server_idle_timeout") { try activity(of: used.pid) == nil }
+    }
+
+    func testABackendOlderThanServerLifetimeIsClosedWhenItsClientLeaves() throws {
+        let proxy = try startProxy(settings: ["workers = 1", "server_lifetime = 1s"])
+        let first = try proxy.connect()
+        let used = try backendOf(first)
+        // Let the backend connection outlive server_lifetime while its client still holds it.
+        Thread.sleep(forTimeInterval: 1.2)
+        XCTAssertNotNil(try activity(of: used.pid), "a backend in use is not closed for its age")
+        first.finish()
+
+        try waitUntil("the old backend was closed instead of kept") { try activity(of: used.pid) == nil }
+    }
 }
