@@ -4,17 +4,6 @@ import XCTest
 /// `Lexer.skipToEnd` scans bytes instead of making tokens; it must end every statement exactly
 /// where the token walk does, with the same parenthesis depth, malformation and hint.
 final class LexerSkipTests: XCTestCase {
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Pieces that change how the rest is read, and plain ones between them.
     private static let fragments: [String] = [
         "SELECT", "update", " ", "\n", "\t", "\r", ";", "(", ")", ",", ".", ".5", "1", "1e", "12.5", "0x1F", "x", "e", "E",

@@ -4,18 +4,6 @@ import StatementClassifier
 /// Random bytes and random soups of SQL fragments must never crash or hang the classifier,
 /// and whatever it says must be self-consistent.
 final class RobustnessTests: XCTestCase {
-    /// A small deterministic generator, so a failure can be replayed.
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private let classifier = Classifier(policy: FunctionPolicy(volatileFunctions: ["f", "s.g"], readSafe: ["h"], writing: ["w"]))
 
     func testRandomBytes() {
