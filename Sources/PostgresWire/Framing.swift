@@ -31,6 +31,21 @@ public enum MessageFraming {
         return .message(type: bytes[offset], payload: (offset + 5)..<(offset + total))
     }
 
+    /// `frame` over bytes the caller lends (a read buffer), from `offset` to the buffer's end.
+    @inlinable
+    public static func frame(_ bytes: UnsafeRawBufferPointer, from offset: Int, maxMessageSize: Int) -> FrameResult {
+        guard bytes.count - offset >= 5 else { return .needMore }
+        let length = Int32(bitPattern: UInt32(bytes[offset + 1]) << 24 | UInt32(bytes[offset + 2]) << 16
+                           | UInt32(bytes[offset + 3]) << 8 | UInt32(bytes[offset + 4]))
+        if length < 4 { return .invalid("invalid message length \(length)") }
+        if Int(length) > maxMessageSize {
+            return .invalid("message length \(length) exceeds the limit of \(maxMessageSize)")
+        }
+        let total = 1 + Int(length)
+        guard bytes.count - offset >= total else { return .needMore }
+        return .message(type: bytes[offset], payload: (offset + 5)..<(offset + total))
+    }
+
     /// Frames an untyped startup-phase packet (Int32 length counting itself, payload): startup
     /// message, SSLRequest, GSSENCRequest or CancelRequest.
     @inlinable

@@ -43,15 +43,14 @@ public enum MD5Auth {
                 input[length] = byte
                 length += 1
             }
-            for shift in [24, 16, 8, 0] as [UInt32] {
-                input[length] = UInt8(truncatingIfNeeded: salt >> shift)
-                length += 1
+            withUnsafeBytes(of: salt.bigEndian) { saltBytes in
+                for byte in saltBytes {
+                    input[length] = byte
+                    length += 1
+                }
             }
             let output = input + 36
-            output[0] = 0x6D  // m
-            output[1] = 0x64  // d
-            output[2] = 0x35  // 5
-            Crypto.md5Hex(UnsafeRawBufferPointer(start: input, count: length), into: output + 3)
+            writePrefixedHex(of: UnsafeRawBufferPointer(start: input, count: length), into: output)
             return body(UnsafeRawBufferPointer(start: output, count: 35))
         }
     }
@@ -59,12 +58,17 @@ public enum MD5Auth {
     /// "md5" + hex(md5(input)).
     private static func prefixedHex(of input: UnsafeRawBufferPointer) -> String {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 35) { output in
-            output[0] = 0x6D
-            output[1] = 0x64
-            output[2] = 0x35
-            Crypto.md5Hex(input, into: output.baseAddress! + 3)
+            writePrefixedHex(of: input, into: output.baseAddress!)
             return String(decoding: output, as: UTF8.self)
         }
+    }
+
+    /// Writes the 35 bytes "md5" + hex(md5(input)) at `output`.
+    private static func writePrefixedHex(of input: UnsafeRawBufferPointer, into output: UnsafeMutablePointer<UInt8>) {
+        output[0] = UInt8(ascii: "m")
+        output[1] = UInt8(ascii: "d")
+        output[2] = UInt8(ascii: "5")
+        Crypto.md5Hex(input, into: output + 3)
     }
 
     public static func randomSalt() -> UInt32 {

@@ -83,52 +83,51 @@ public struct StatementInfo: Sendable, Equatable {
     /// Nil while all of its fields are nil: the usual case.
     private var details: Details?
 
-    /// The rarely set fields. Immutable: a setter replaces the box.
+    /// The rarely set fields.
+    private struct Rare: Sendable, Equatable {
+        var session: SessionEffect?
+        var executes: String?
+        var cursor: String?
+        var settingValue: String?
+
+        var isEmpty: Bool { session == nil && executes == nil && cursor == nil && settingValue == nil }
+    }
+
+    /// Immutable: a change makes a new box (`update`).
     private final class Details: Sendable, Equatable {
-        let session: SessionEffect?
-        let executes: String?
-        let cursor: String?
-        let settingValue: String?
+        let rare: Rare
+        init(_ rare: Rare) { self.rare = rare }
+        static func == (a: Details, b: Details) -> Bool { a.rare == b.rare }
+    }
 
-        init(session: SessionEffect?, executes: String?, cursor: String?, settingValue: String?) {
-            self.session = session
-            self.executes = executes
-            self.cursor = cursor
-            self.settingValue = settingValue
-        }
-
-        static func == (a: Details, b: Details) -> Bool {
-            a.session == b.session && a.executes == b.executes && a.cursor == b.cursor && a.settingValue == b.settingValue
-        }
-
-        static func make(session: SessionEffect?, executes: String?, cursor: String?, settingValue: String?) -> Details? {
-            if session == nil && executes == nil && cursor == nil && settingValue == nil { return nil }
-            return Details(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
-        }
+    private mutating func update(_ change: (inout Rare) -> Void) {
+        var rare = details?.rare ?? Rare()
+        change(&rare)
+        details = rare.isEmpty ? nil : Details(rare)
     }
 
     /// A session-level effect (SET, RESET, DISCARD, PREPARE, DEALLOCATE).
     public var session: SessionEffect? {
-        get { details?.session }
-        set { details = .make(session: newValue, executes: executes, cursor: cursor, settingValue: settingValue) }
+        get { details?.rare.session }
+        set { update { $0.session = newValue } }
     }
     /// For SQL `EXECUTE name`: the prepared statement's name (routed by what it prepared).
     public var executes: String? {
-        get { details?.executes }
-        set { details = .make(session: session, executes: newValue, cursor: cursor, settingValue: settingValue) }
+        get { details?.rare.executes }
+        set { update { $0.executes = newValue } }
     }
     /// For SQL `DECLARE name CURSOR`: the cursor name. `FETCH`/`MOVE`/`CLOSE` name it in `cursor` too.
     public var cursor: String? {
-        get { details?.cursor }
-        set { details = .make(session: session, executes: executes, cursor: newValue, settingValue: settingValue) }
+        get { details?.rare.cursor }
+        set { update { $0.cursor = newValue } }
     }
     /// For a `SET` (or `set_config(...)`) whose value is one simple literal: that value — a string literal's
     /// contents, or a lower-cased word or number (`on`, `serializable`, `42`); the raw value text when it is
     /// a list or expression; nil for `TO DEFAULT`, `FROM CURRENT` and when the value cannot be read.
     /// For `SET SESSION CHARACTERISTICS AS TRANSACTION` it is the isolation level or `on`/`off`.
     public var settingValue: String? {
-        get { details?.settingValue }
-        set { details = .make(session: session, executes: executes, cursor: cursor, settingValue: newValue) }
+        get { details?.rare.settingValue }
+        set { update { $0.settingValue = newValue } }
     }
 
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
@@ -143,7 +142,8 @@ public struct StatementInfo: Sendable, Equatable {
         self.copyFromStdin = copyFromStdin
         self.changesFunctions = changesFunctions
         self.callsUnknownFunction = callsUnknownFunction
-        details = .make(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
+        let rare = Rare(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
+        details = rare.isEmpty ? nil : Details(rare)
     }
 }
 

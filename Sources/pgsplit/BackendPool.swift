@@ -131,21 +131,21 @@ final class BackendPool: @unchecked Sendable {
     static func resetOutcome(_ bytes: UnsafeRawBufferPointer) -> ResetOutcome {
         var offset = 0
         var sawError = false
-        while bytes.count - offset >= 5 {
-            let type = bytes[offset]
-            let length = Int(UInt32(bytes[offset + 1]) << 24 | UInt32(bytes[offset + 2]) << 16
-                             | UInt32(bytes[offset + 3]) << 8 | UInt32(bytes[offset + 4]))
-            guard length >= 4, length <= 1 << 20 else { return .failed }
-            guard bytes.count - offset >= 1 + length else { return .incomplete }
-            if type == UInt8(ascii: "E") { sawError = true }
-            if type == UInt8(ascii: "Z") {
-                let idle = length == 5 && bytes[offset + 5] == UInt8(ascii: "I")
-                let end = offset + 1 + length
-                return !sawError && idle && end == bytes.count ? .clean : .failed
+        while true {
+            switch MessageFraming.frame(bytes, from: offset, maxMessageSize: 1 << 20) {
+            case .needMore:
+                return .incomplete
+            case .invalid:
+                return .failed
+            case .message(let type, let payload):
+                if type == UInt8(ascii: "E") { sawError = true }
+                if type == UInt8(ascii: "Z") {
+                    let idle = payload.count == 1 && bytes[payload.lowerBound] == UInt8(ascii: "I")
+                    return !sawError && idle && payload.upperBound == bytes.count ? .clean : .failed
+                }
+                offset = payload.upperBound
             }
-            offset += 1 + length
         }
-        return .incomplete
     }
 
     private func keep(_ entry: Idle, key: Key) {

@@ -554,7 +554,7 @@ final class ClientHandler: @unchecked Sendable {
         let pool = server.pool(for: loop)
         for backend in backends {
             guard let backend else { continue }
-            recorder?.database.target(backend.role).backendConnectionClosed()
+            backend.metrics.backendConnectionClosed()
             if reusable && backend.input.isEmpty {
                 pool.release(backend.connection, key: backend.poolKey, info: backend.info,
                              createdAt: backend.createdAt)
