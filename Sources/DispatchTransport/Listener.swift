@@ -4,32 +4,24 @@ import Dispatch
 import Glibc
 #endif
 
-/// A listening socket. Each accepted socket becomes a `Connection` on `group.next()`'s loop and
+/// A listening address. Each accepted socket becomes a `Connection` on one of `group`'s loops and
 /// is handed to `onAccept` on that loop.
 ///
-/// The socket is watched by the group's first loop like any other socket, so accepting costs no
-/// Dispatch event of its own, and a client assigned to that same loop starts without a hop.
-///
-/// Sendable by confinement: the accept state is touched only on `acceptLoop`'s queue;
-/// everything else is immutable after init.
-public final class Listener: @unchecked Sendable, SocketReadinessHandler {
+/// A TCP address served by several loops gets one listening socket per loop, all bound with
+/// SO_REUSEPORT: the kernel spreads incoming connections over them, and each loop accepts on its
+/// own socket and keeps the clients it accepts. A single socket on one loop would hand every other
+/// client to another loop's thread, waking it once more per connection. Unless `reusePort` asks
+/// to share the port with other processes, a plain bind is tried first, so a port held by anyone
+/// else still fails as it would without SO_REUSEPORT. A Unix socket (no SO_REUSEPORT) or a
+/// one-loop group gets one socket, watched by the first loop, which deals clients round-robin.
+public final class Listener: Sendable {
     /// The port actually bound (useful after binding port 0); for Unix sockets the port given.
     public let boundPort: Int
     /// "ip:port", "[ip6]:port" or the Unix socket path.
     public let localAddress: String
 
-    private let fd: Int32
-    private let group: EventLoopGroup
-    /// The loop that watches the listening socket and accepts.
-    private let acceptLoop: EventLoop
+    private let acceptors: [Acceptor]
     private let unixPath: String?
-    private var watcher: SocketWatcher?
-    private var backingOff = false
-    private var closed = false
-    private var onAccept: (@Sendable (Connection) -> Void)?
-
-    /// Pause after the process ran out of descriptors, so the accept loop does not spin.
-    private static let descriptorExhaustionBackoff = 0.1
 
     /// Binds and listens on `host`:`port`.
     ///
@@ -38,8 +30,6 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
     /// socket `<dir>/.s.PGSQL.<port>` (a stale socket file there is replaced).
     public init(host: String, port: Int, group: EventLoopGroup, reusePort: Bool = false,
                 backlog: Int32 = 1024) throws(TransportError) {
-        self.group = group
-        acceptLoop = group.loops[0]
         let candidates: [SocketAddress]
         if SocketAddress.isUnixDirectory(host) {
             candidates = [try SocketAddress.unixSocket(directory: host, port: port)]
@@ -54,17 +44,58 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
         var lastError = TransportError.invalidAddress(host)
         for address in candidates {
             do {
-                let fd = try Listener.bindSocket(address, reusePort: reusePort, backlog: backlog)
-                self.fd = fd
+                let fds = try Listener.bindSockets(address, count: address.isUnix ? 1 : group.loops.count,
+                                                   reusePort: reusePort, backlog: backlog)
+                if fds.count == 1 {
+                    acceptors = [Acceptor(fd: fds[0], loop: group.loops[0], dealingTo: group, isUnix: address.isUnix)]
+                } else {
+                    acceptors = zip(fds, group.loops).map { Acceptor(fd: $0, loop: $1, dealingTo: nil, isUnix: false) }
+                }
                 self.unixPath = address.unixPath
-                self.boundPort = address.isUnix ? port : Listener.localPort(of: fd)
-                self.localAddress = address.isUnix ? address.description : Listener.localDescription(of: fd)
+                self.boundPort = address.isUnix ? port : Listener.localPort(of: fds[0])
+                self.localAddress = address.isUnix ? address.description : Listener.localDescription(of: fds[0])
                 return
             } catch {
                 lastError = error
             }
         }
         throw lastError
+    }
+
+    /// `count` listening sockets on `address` (one unless TCP with several loops), on one port.
+    private static func bindSockets(_ address: SocketAddress, count: Int, reusePort: Bool,
+                                    backlog: Int32) throws(TransportError) -> [Int32] {
+        guard count > 1 else { return [try bindSocket(address, reusePort: reusePort, backlog: backlog)] }
+        if !reusePort, address.port != 0 {
+            // SO_REUSEPORT on our sockets must not let them join sockets someone else holds.
+            try probe(address)
+        }
+        var fds: [Int32] = []
+        do {
+            let first = try bindSocket(address, reusePort: true, backlog: backlog)
+            fds.append(first)
+            let bound = address.withPort(localPort(of: first))
+            for _ in 1..<count {
+                fds.append(try bindSocket(bound, reusePort: true, backlog: backlog))
+            }
+        } catch {
+            for fd in fds { Glibc.close(fd) }
+            throw error
+        }
+        return fds
+    }
+
+    /// Fails as a plain bind would when `address` is taken, then lets it go again.
+    private static func probe(_ address: SocketAddress) throws(TransportError) {
+        let fd = try SocketOptions.makeStreamSocket(family: address.family)
+        defer { Glibc.close(fd) }
+        _ = SocketOptions.set(fd, level: SOL_SOCKET, option: SO_REUSEADDR, to: 1)
+        if address.family == AF_INET6 {
+            _ = SocketOptions.set(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, to: 0)
+        }
+        if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
+            throw TransportError.lastError("bind \(address)")
+        }
     }
 
     private static func bindSocket(_ address: SocketAddress, reusePort: Bool, backlog: Int32) throws(TransportError) -> Int32 {
@@ -125,35 +156,70 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
     /// Starts accepting. `onAccept` runs on the accepted connection's loop; the connection is not
     /// reading yet (set its handlers, then `startReading()`).
     public func start(onAccept: @escaping @Sendable (Connection) -> Void) {
-        acceptLoop.execute { [self] in
-            guard !closed, watcher == nil else { return }
-            self.onAccept = onAccept
-            let watcher = acceptLoop.makeWatcher(fd: fd, handler: self)
-            self.watcher = watcher
-            do {
-                try watcher.setReadInterest(true)
-            } catch {
-                // Only a kernel watch limit fails here; retry after the back-off.
-                backOff()
+        for acceptor in acceptors { acceptor.loop.execute { acceptor.start(onAccept) } }
+    }
+
+    /// Stops accepting and closes the sockets (idempotent, from any thread). Connections already
+    /// accepted are unaffected.
+    public func close() {
+        let unixPath = self.unixPath
+        for acceptor in acceptors {
+            acceptor.loop.execute {
+                acceptor.close()
+                if let unixPath { unlink(unixPath) }
             }
         }
     }
+}
 
-    /// Stops accepting and closes the socket (idempotent, from any thread). Connections already
-    /// accepted are unaffected.
-    public func close() {
-        acceptLoop.execute { [self] in
-            guard !closed else { return }
-            closed = true
-            onAccept = nil
-            if let watcher {
-                // The watcher owns the fd from its creation on.
-                watcher.closeSocket()
-                self.watcher = nil
-            } else {
-                Glibc.close(fd)
-            }
-            if let unixPath { unlink(unixPath) }
+/// One listening socket and the loop that watches it.
+///
+/// Sendable by confinement: `watcher`, `backingOff`, `closed` and `onAccept` are touched only on
+/// `loop`'s queue (`start`, `close` and the readiness callbacks run there); the rest is immutable.
+private final class Acceptor: @unchecked Sendable, SocketReadinessHandler {
+    let loop: EventLoop
+    private let fd: Int32
+    /// Deals accepted clients over this group's loops; nil keeps them on `loop`.
+    private let dealer: EventLoopGroup?
+    private let isUnix: Bool
+    private var watcher: SocketWatcher?
+    private var backingOff = false
+    private var closed = false
+    private var onAccept: (@Sendable (Connection) -> Void)?
+
+    /// Pause after the process ran out of descriptors, so the accept loop does not spin.
+    private static let descriptorExhaustionBackoff = 0.1
+
+    init(fd: Int32, loop: EventLoop, dealingTo dealer: EventLoopGroup?, isUnix: Bool) {
+        self.fd = fd
+        self.loop = loop
+        self.dealer = dealer?.loops.count == 1 ? nil : dealer
+        self.isUnix = isUnix
+    }
+
+    func start(_ onAccept: @escaping @Sendable (Connection) -> Void) {
+        guard !closed, watcher == nil else { return }
+        self.onAccept = onAccept
+        let watcher = loop.makeWatcher(fd: fd, handler: self)
+        self.watcher = watcher
+        do {
+            try watcher.setReadInterest(true)
+        } catch {
+            // Only a kernel watch limit fails here; retry after the back-off.
+            backOff()
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        onAccept = nil
+        if let watcher {
+            // The watcher owns the fd from its creation on.
+            watcher.closeSocket()
+            self.watcher = nil
+        } else {
+            Glibc.close(fd)
         }
     }
 
@@ -183,18 +249,18 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
                 }
             }
             let peer: PeerAddress
-            if unixPath != nil {
+            if isUnix {
                 peer = .described("unix")
             } else {
                 SocketOptions.disableNagle(client)
                 peer = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { PeerAddress($0) } }
             }
-            let loop = group.next()
-            let connection = Connection(fd: client, loop: loop, peer: peer)
-            if loop === acceptLoop {
+            let target = dealer?.next() ?? loop
+            let connection = Connection(fd: client, loop: target, peer: peer)
+            if target === loop {
                 onAccept(connection)
             } else {
-                loop.execute { onAccept(connection) }
+                target.execute { onAccept(connection) }
             }
         }
     }
@@ -204,7 +270,7 @@ public final class Listener: @unchecked Sendable, SocketReadinessHandler {
         guard let watcher, !backingOff else { return }
         backingOff = true
         try? watcher.setReadInterest(false)
-        acceptLoop.scheduleTimer(after: Listener.descriptorExhaustionBackoff) { [self] in
+        loop.scheduleTimer(after: Acceptor.descriptorExhaustionBackoff) { [self] in
             backingOff = false
             guard !closed, let watcher = self.watcher else { return }
             do {

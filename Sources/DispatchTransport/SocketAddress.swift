@@ -22,6 +22,23 @@ struct SocketAddress: Sendable, CustomStringConvertible {
 
     var isUnix: Bool { family == AF_UNIX }
 
+    /// The port of an IPv4 or IPv6 address (0 for a Unix path).
+    var port: Int {
+        guard !isUnix, bytes.count >= 4 else { return 0 }
+        // sin_port and sin6_port sit at the same offset, in network order.
+        return Int(bytes[2]) << 8 | Int(bytes[3])
+    }
+
+    /// The same IPv4 or IPv6 address with another port.
+    func withPort(_ port: Int) -> SocketAddress {
+        guard !isUnix, bytes.count >= 4 else { return self }
+        var changed = bytes
+        changed[2] = UInt8(truncatingIfNeeded: port >> 8)
+        changed[3] = UInt8(truncatingIfNeeded: port)
+        let described = changed.withUnsafeBytes { SocketAddress.describe($0.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }
+        return SocketAddress(family: family, bytes: changed, description: described)
+    }
+
     /// The PostgreSQL convention: a host starting with "/" names a socket directory, and the
     /// socket is `<dir>/.s.PGSQL.<port>`.
     static func isUnixDirectory(_ host: String) -> Bool { host.hasPrefix("/") }

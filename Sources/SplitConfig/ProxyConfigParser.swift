@@ -112,7 +112,7 @@ struct ProxyConfigParser {
             try entries.value($0, expected: Self.booleanChoices, SettingValueParsing.boolean)
         } ?? Defaults.logRouting
         let workers = try entries.take("workers").map {
-            try entries.value($0, expected: "a whole number; 0 means one per core") { SettingValueParsing.integer($0, atLeast: 0, atMost: 1024) }
+            try entries.value($0, expected: "a whole number; 0 means one per two cores") { SettingValueParsing.integer($0, atLeast: 0, atMost: 1024) }
         } ?? Defaults.workers
         let reusePort = try entries.take("so_reuseport").map {
             try entries.value($0, expected: Self.booleanChoices, SettingValueParsing.boolean)

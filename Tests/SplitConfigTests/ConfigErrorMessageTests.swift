@@ -89,7 +89,7 @@ final class ConfigErrorMessageTests: XCTestCase {
         XCTAssertEqual(message("[pgsplit]\nmax_client_conn = 0\n" + database),
                        #"proxy.conf:2: [pgsplit] max_client_conn: expected a whole number of at least 1, got "0""#)
         XCTAssertEqual(message("[pgsplit]\nworkers = -1\n" + database),
-                       #"proxy.conf:2: [pgsplit] workers: expected a whole number; 0 means one per core, got "-1""#)
+                       #"proxy.conf:2: [pgsplit] workers: expected a whole number; 0 means one per two cores, got "-1""#)
         XCTAssertEqual(message("[pgsplit]\nlisten = 127.0.0.1\n" + database),
                        #"proxy.conf:2: [pgsplit] listen: expected host:port, [ipv6]:port or *:port, got "127.0.0.1""#)
         XCTAssertEqual(message("[pgsplit]\nlisten = 127.0.0.1:6432, ::1:6432\n" + database),

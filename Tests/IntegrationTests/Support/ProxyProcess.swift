@@ -67,6 +67,9 @@ final class ProxyProcess {
         // Routing tests read right after writing and expect main: read-your-writes (on by default)
         // has tests of its own that turn it on.
         if !settings.contains(where: { $0.hasPrefix("read_your_writes") }) { text += "read_your_writes = off\n" }
+        // Two loops unless a test says otherwise, whatever the machine's default: clients, cancel
+        // requests and pools then cross loops as they do on bigger machines.
+        if !settings.contains(where: { $0.hasPrefix("workers") }) { text += "workers = 2\n" }
         for s in settings { text += s + "\n" }
         text += "\n" + databases + "\n"
         try text.write(to: configURL, atomically: true, encoding: .utf8)
