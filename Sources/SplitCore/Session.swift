@@ -59,6 +59,9 @@ public struct Session {
     var defaultSerializable = false
 
     var units = UnitQueue()
+    /// The statement list simple queries are classified into, kept between queries so that
+    /// classifying one allocates nothing.
+    var classified: [StatementInfo] = []
     /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
     /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
     /// Held as the client's Query message, sent on as it came.
@@ -142,15 +145,18 @@ public struct Session {
     mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
-        let queryClass = classifier.classify(utf8: sql)
-        if deferBegin(queryClass.statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)
-            || finishDeferredBeginLocally(queryClass.statements, &out) {
+        var statements: [StatementInfo] = []
+        swap(&statements, &classified)
+        defer { swap(&statements, &classified) }
+        classifier.classify(utf8: sql, into: &statements)
+        if deferBegin(statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)
+            || finishDeferredBeginLocally(statements, &out) {
             return frame.end
         }
         let currentClassifier = classifier
-        if needsCatalog(queryClass.statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
-        var (role, why) = route(queryClass.statements)
-        if queryClass.statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
+        if needsCatalog(statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
+        var (role, why) = route(statements)
+        if statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
         if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
             answerFailedUnit(failure, &out)
             return frame.end
@@ -159,9 +165,9 @@ public struct Session {
         sendDeferredBegin(to: role, &out)
         out.unitStarted(role, why: why, sql: sql)
         var unit = Unit(backend: role, kind: .client)
-        unit.effects = effects(of: queryClass.statements, sql: sql)
+        unit.effects = effects(of: statements, sql: sql)
         unit.startedInTransaction = transaction != nil
-        predictTransaction(queryClass.statements, on: role)
+        predictTransaction(statements, on: role)
         units.append(unit)
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         return frame.end

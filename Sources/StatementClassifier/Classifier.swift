@@ -1,8 +1,9 @@
 /// Classifies SQL text for routing: splits a query string into statements at top-level `;` and says,
 /// for each, where it must run and what it does to the session (see `QueryClass` / `StatementInfo`).
 ///
-/// Pure and allocation-light: it lexes the bytes in place; the only allocations are the returned
-/// statement list and the few strings a statement carries (names of settings, cursors, prepared statements).
+/// Pure and allocation-light: it lexes the bytes in place; the only allocations are the statement
+/// list (none when the caller lends one) and the few strings a statement carries (names of settings,
+/// cursors, prepared statements).
 public struct Classifier: Sendable {
     /// The only stored property: copying a Classifier (sessions do, per statement) is one retain.
     private let functions: FunctionCatalog
@@ -19,12 +20,20 @@ public struct Classifier: Sendable {
 
     /// Classifies UTF-8 text (e.g. a Query or Parse message's SQL, without its terminating NUL).
     public func classify(utf8: UnsafeRawBufferPointer) -> QueryClass {
-        guard let base = utf8.baseAddress, utf8.count > 0 else { return QueryClass(statements: []) }
+        var statements: [StatementInfo] = []
+        statements.reserveCapacity(1)
+        classify(utf8: utf8, into: &statements)
+        return QueryClass(statements: statements)
+    }
+
+    /// Classifies into `statements` (emptied first, its storage kept): a caller that classifies
+    /// query after query reuses one list instead of allocating one per query.
+    public func classify(utf8: UnsafeRawBufferPointer, into statements: inout [StatementInfo]) {
+        statements.removeAll(keepingCapacity: true)
+        guard let base = utf8.baseAddress, utf8.count > 0 else { return }
         // Reading bytes as UInt8 is valid whatever the buffer was bound to: UInt8 aliases any memory.
         let bytes = base.assumingMemoryBound(to: UInt8.self)
         let count = utf8.count
-        var statements: [StatementInfo] = []
-        statements.reserveCapacity(1)
         var position = 0
         while position < count {
             var reader = StatementReader(lexer: Lexer(bytes: bytes, count: count, position: position), functions: functions)
@@ -38,7 +47,6 @@ public struct Classifier: Sendable {
             }
             position = reader.lexer.endOffset + 1
         }
-        return QueryClass(statements: statements)
     }
 
     /// The names of functions the catalog does not know, called anywhere in `utf8` (the slow path

@@ -25,6 +25,20 @@ final class ClassificationTableTests: XCTestCase {
         }
     }
 
+    /// Classifying into a lent list, one row after another, gives each row's own answer: nothing of
+    /// the row before is left in the list.
+    func testLentListEntryPointAgrees() {
+        let plain = Classifier(policy: FunctionPolicy())
+        var lent: [StatementInfo] = []
+        for row in classificationTable where row.policy == nil {
+            let bytes = Array(row.sql.utf8)
+            bytes.withUnsafeBytes { plain.classify(utf8: $0, into: &lent) }
+            XCTAssertEqual(lent, plain.classify(row.sql).statements, row.sql, line: row.line)
+        }
+        plain.classify(utf8: UnsafeRawBufferPointer(start: nil, count: 0), into: &lent)
+        XCTAssertEqual(lent, [])
+    }
+
     private func check(_ row: ClassificationCase, _ result: QueryClass) {
         let sql = row.sql
         let line = row.line
