@@ -62,6 +62,8 @@ public struct Session {
     /// The statement list simple queries are classified into, kept between queries so that
     /// classifying one allocates nothing.
     var classified: [StatementInfo] = []
+    /// The statement names an extended batch uses without parsing them, kept between batches.
+    var neededNames: [String] = []
     /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
     /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
     /// Held as the client's Query message, sent on as it came.
@@ -192,7 +194,14 @@ public struct Session {
         var infos: [StatementInfo] = []
         /// Each Parse of the batch, in order, with its class (`rememberParses` stores them).
         var parses: [BatchParse] = []
+        // Names of statements bound or described but not parsed in this batch (a prepared-mode
+        // client's every batch): a list the session keeps, so the batch allocates none.
         var needed: [String] = []
+        swap(&needed, &neededNames)
+        defer {
+            while !needed.isEmpty { needed.removeLast() }
+            swap(&needed, &neededNames)
+        }
         var sawFlushOnly = false
         var firstText: Range<Int>?
         var unknownNames: [String] = []
@@ -937,12 +946,18 @@ struct UnitQueue {
 
     mutating func popFirst() -> Unit? {
         guard !isEmpty else { return nil }
+        if head == storage.count - 1 {
+            // The last unit (usually the only one) is moved out, not copied and destroyed; the
+            // storage keeps its capacity.
+            let unit = storage.removeLast()
+            if head > 0 {
+                storage.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            return unit
+        }
         let unit = storage[head]
         head += 1
-        if head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        }
         return unit
     }
 

@@ -29,7 +29,9 @@ public struct Classifier: Sendable {
     /// Classifies into `statements` (emptied first, its storage kept): a caller that classifies
     /// query after query reuses one list instead of allocating one per query.
     public func classify(utf8: UnsafeRawBufferPointer, into statements: inout [StatementInfo]) {
-        statements.removeAll(keepingCapacity: true)
+        // Not removeAll(keepingCapacity:): that goes through the generic replaceSubrange, and the
+        // list usually holds one statement.
+        while !statements.isEmpty { statements.removeLast() }
         guard let base = utf8.baseAddress, utf8.count > 0 else { return }
         // Reading bytes as UInt8 is valid whatever the buffer was bound to: UInt8 aliases any memory.
         let bytes = base.assumingMemoryBound(to: UInt8.self)

@@ -100,8 +100,7 @@ final class ClientHandler: @unchecked Sendable {
         lastActivity = now
         // The per-message case, checked without matching `phase` (that copies its payload).
         if isReady {
-            clientInput.append(bytes)
-            pumpClient(now: now)
+            pumpClient(now: now, arriving: bytes)
             return
         }
         switch phase {
@@ -441,10 +440,23 @@ final class ClientHandler: @unchecked Sendable {
 
     /// Routes what the client sent as far as the session allows. `now` is the time of the event
     /// that led here (one clock read per event, shared by the metrics of every unit it moves).
-    func pumpClient(now: MonotonicInstant = .now) {
-        guard isReady, !clientInput.isEmpty, session != nil, !waitingForCatalog else { return }
+    /// Hands the client's input to the session. `arriving`: bytes just read, taken straight from the
+    /// read buffer when nothing older waits; only what the session leaves is copied into `clientInput`.
+    func pumpClient(now: MonotonicInstant = .now, arriving: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        var fresh = arriving
+        if !fresh.isEmpty && !clientInput.isEmpty {
+            clientInput.append(fresh)
+            fresh = UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        guard isReady, !clientInput.isEmpty || !fresh.isEmpty, session != nil, !waitingForCatalog else {
+            if !fresh.isEmpty { clientInput.append(fresh) }
+            return
+        }
         if server.configGeneration != configGeneration { adoptNewConfiguration() }
-        if server.isPaused && session!.isIdle { return }
+        if server.isPaused && session!.isIdle {
+            if !fresh.isEmpty { clientInput.append(fresh) }
+            return
+        }
         updateReadPlacement()
         let generation = server.catalogGeneration
         if generation != catalogGeneration {
@@ -452,8 +464,13 @@ final class ClientHandler: @unchecked Sendable {
             session!.classifier = server.classifier(for: databaseName)
         }
         var out = ShellOutput(handler: self, now: now)
-        let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
-        clientInput.consume(consumed)
+        if fresh.isEmpty {
+            let consumed = clientInput.withUnreadBytes { bytes in session!.clientInput(bytes, &out) }
+            clientInput.consume(consumed)
+        } else {
+            let consumed = session!.clientInput(fresh, &out)
+            if consumed < fresh.count { clientInput.append(UnsafeRawBufferPointer(rebasing: fresh[consumed...])) }
+        }
         out.flush()
         if server.isShuttingDown { closeIfIdleForShutdown() }
         // A client that pipelines far ahead of its answers waits until they drain; one large message
