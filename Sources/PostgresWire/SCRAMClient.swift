@@ -72,7 +72,7 @@ public struct SCRAMClient: Sendable {
 
         let keys: SCRAMKeys
         switch credential {
-        case .password(let password): keys = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        case .password(let password): keys = SCRAMKeys.remembered(password: password, salt: salt, iterations: iterations)
         case .keys(let known): keys = known
         }
         self.keys = keys

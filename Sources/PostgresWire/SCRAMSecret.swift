@@ -1,3 +1,4 @@
+import ProxyLocks
 /// Why a SCRAM exchange stopped.
 public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The peer's message does not follow RFC 5802.
@@ -100,6 +101,35 @@ public struct SCRAMKeys: Equatable, Sendable {
         clientKey = Crypto.hmacSHA256(key: salted, data: Array("Client Key".utf8))
         serverKey = Crypto.hmacSHA256(key: salted, data: Array("Server Key".utf8))
     }
+}
+
+extension SCRAMKeys {
+    /// The keys for a password the proxy holds itself (a backend's configured password, or the
+    /// client's auth_file password passed on to a backend), remembered per salt and iteration count.
+    /// A server keeps one salt per role, so every backend connection a pool opens for that role would
+    /// otherwise repeat the same PBKDF2 — 4,096 HMAC rounds by default, milliseconds of CPU on the
+    /// event loop per connection. Never used for a password a client sends: a client could then fill
+    /// the cache, or time it.
+    public static func remembered(password: String, salt: [UInt8], iterations: Int) -> SCRAMKeys {
+        let key = DerivationKey(password: password, salt: salt, iterations: iterations)
+        if let known = derived.withLock({ $0[key] }) { return known }
+        let made = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        derived.withLock { derived in
+            if derived.count >= rememberedLimit { derived.removeAll() }
+            derived[key] = made
+        }
+        return made
+    }
+
+    private struct DerivationKey: Hashable {
+        var password: String
+        var salt: [UInt8]
+        var iterations: Int
+    }
+
+    /// Bounded: one entry per backend role and password in use is what the proxy needs.
+    private static let rememberedLimit = 1_024
+    private static let derived = Locked<[DerivationKey: SCRAMKeys]>([:])
 }
 
 /// Splitting SCRAM messages into their "x=value" attributes.

@@ -24,6 +24,24 @@ final class SCRAMTests: XCTestCase {
         XCTAssertTrue(a.matches(password: "pw"))
     }
 
+    /// Remembered keys are the keys PostgreSQL's secret holds, for each salt on its own: a second
+    /// role with the same password but another salt gets its own keys, not the first one's.
+    func testRememberedKeysMatchTheirSaltOnly() throws {
+        let secret = try XCTUnwrap(SCRAMSecret(parsing: postgresSecret))
+        for _ in 0..<2 {
+            let keys = SCRAMKeys.remembered(password: "secret1", salt: secret.salt, iterations: secret.iterations)
+            XCTAssertEqual(Crypto.sha256(keys.clientKey), secret.storedKey)
+            XCTAssertEqual(keys.serverKey, secret.serverKey)
+        }
+        let other = SCRAMSecret.make(password: "secret1")
+        let otherKeys = SCRAMKeys.remembered(password: "secret1", salt: other.salt, iterations: other.iterations)
+        XCTAssertEqual(otherKeys.serverKey, other.serverKey)
+        XCTAssertNotEqual(otherKeys.serverKey, secret.serverKey)
+        let fewer = SCRAMKeys.remembered(password: "secret1", salt: secret.salt, iterations: 4095)
+        XCTAssertEqual(fewer, SCRAMKeys(password: "secret1", salt: secret.salt, iterations: 4095))
+        XCTAssertNotEqual(fewer.serverKey, secret.serverKey)
+    }
+
     func testRejectsBadSecrets() {
         XCTAssertNil(SCRAMSecret(parsing: "md5e11d1b13fa0872a3ba4f053d8eff8e93"))
         XCTAssertNil(SCRAMSecret(parsing: "SCRAM-SHA-256$x:AAAA$AAAA:AAAA"))
