@@ -87,18 +87,21 @@ public final class Listener: Sendable {
 
     /// Fails as a plain bind would when `address` is taken, then lets it go again.
     private static func probe(_ address: SocketAddress) throws(TransportError) {
-        let fd = try SocketOptions.makeStreamSocket(family: address.family)
-        defer { Glibc.close(fd) }
-        _ = SocketOptions.set(fd, level: SOL_SOCKET, option: SO_REUSEADDR, to: 1)
-        if address.family == AF_INET6 {
-            _ = SocketOptions.set(fd, level: Int32(IPPROTO_IPV6), option: IPV6_V6ONLY, to: 0)
-        }
-        if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
-            throw TransportError.lastError("bind \(address)")
-        }
+        Glibc.close(try boundSocket(address, reusePort: false))
     }
 
     private static func bindSocket(_ address: SocketAddress, reusePort: Bool, backlog: Int32) throws(TransportError) -> Int32 {
+        let fd = try boundSocket(address, reusePort: reusePort)
+        if listen(fd, backlog) != 0 {
+            let error = TransportError.lastError("listen \(address)")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// A stream socket bound to `address`, not yet listening.
+    private static func boundSocket(_ address: SocketAddress, reusePort: Bool) throws(TransportError) -> Int32 {
         let fd = try SocketOptions.makeStreamSocket(family: address.family)
         if address.isUnix {
             unlink(address.description)
@@ -114,11 +117,6 @@ public final class Listener: Sendable {
         }
         if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
             let error = TransportError.lastError("bind \(address)")
-            Glibc.close(fd)
-            throw error
-        }
-        if listen(fd, backlog) != 0 {
-            let error = TransportError.lastError("listen \(address)")
             Glibc.close(fd)
             throw error
         }

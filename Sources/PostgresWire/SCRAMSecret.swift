@@ -1,4 +1,5 @@
 import ProxyLocks
+
 /// Why a SCRAM exchange stopped.
 public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The peer's message does not follow RFC 5802.
