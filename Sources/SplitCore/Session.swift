@@ -64,6 +64,8 @@ public struct Session {
     var classified: [StatementInfo] = []
     /// The statement names an extended batch uses without parsing them, kept between batches.
     var neededNames: [String] = []
+    /// The Parses an extended batch holds, kept between batches.
+    var batchParses: [BatchParse] = []
     /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
     /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
     /// Held as the client's Query message, sent on as it came.
@@ -195,12 +197,15 @@ public struct Session {
         /// Each Parse of the batch, in order, with its class (`rememberParses` stores them).
         var parses: [BatchParse] = []
         // Names of statements bound or described but not parsed in this batch (a prepared-mode
-        // client's every batch): a list the session keeps, so the batch allocates none.
+        // client's every batch). Both lists are kept by the session, so a batch allocates neither.
         var needed: [String] = []
         swap(&needed, &neededNames)
+        swap(&parses, &batchParses)
         defer {
             while !needed.isEmpty { needed.removeLast() }
+            while !parses.isEmpty { parses.removeLast() }
             swap(&needed, &neededNames)
+            swap(&parses, &batchParses)
         }
         var sawFlushOnly = false
         var firstText: Range<Int>?
@@ -226,7 +231,7 @@ public struct Session {
                     }
                     let name = string(buffer, nameRange)
                     let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
-                    let qc = statements[name].flatMap { $0.classification(ifSameAs: parse, version: classifierVersion) }
+                    let qc = statements.classification(of: name, ifSameAs: parse, version: classifierVersion)
                         ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
@@ -385,12 +390,15 @@ public struct Session {
                 let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
                 let generation = nextGeneration
                 nextGeneration += 1
-                if let previous = statements[name], let infos = previous.classification(ifSameAs: parse, version: classifierVersion) {
+                let version = classifierVersion
+                let reparsed = statements.update(name) { stored -> Bool in
                     // The same statement parsed again (drivers re-Parse the unnamed statement for every
                     // query): keep its bytes and class, only the generation is new.
-                    statements[name] = PreparedStatement(parseMessage: previous.parseMessage, statements: infos,
-                                                         generation: generation, classifierVersion: classifierVersion)
-                } else {
+                    guard stored?.isSame(as: parse, version: version) == true else { return false }
+                    stored?.generation = generation
+                    return true
+                }
+                if !reparsed {
                     let infos = known ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
                     statements[name] = PreparedStatement(parseMessage: Array(parse), statements: infos,
                                                          generation: generation, classifierVersion: classifierVersion)
@@ -841,7 +849,7 @@ struct BackendState {
 /// Parse it again for every query, and hashing even an empty name costs more than the rest of the
 /// lookup.
 struct StatementNames<Value> {
-    private var unnamed: Value?
+    fileprivate var unnamed: Value?
     private var named: [String: Value] = [:]
     /// The named entry stored last, answered without hashing: a client that prepares a statement
     /// usually binds it many times before preparing another, and comparing a short name costs a
@@ -866,11 +874,29 @@ struct StatementNames<Value> {
         }
     }
 
+    /// Changes the entry in place (the unnamed one without copying it: re-Parsed for every query).
+    mutating func update<R>(_ name: String, _ body: (inout Value?) -> R) -> R {
+        if name.isEmpty { return body(&unnamed) }
+        var value = self[name]
+        let result = body(&value)
+        self[name] = value
+        return result
+    }
+
     mutating func removeAll() {
         unnamed = nil
         named.removeAll()
         recentName = ""
         recentValue = nil
+    }
+}
+
+extension StatementNames where Value == PreparedStatement {
+    /// The stored class of statement `name` when `parse` is its Parse message again (read in place:
+    /// no copy of the stored statement).
+    func classification(of name: String, ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
+        if name.isEmpty { return unnamed?.classification(ifSameAs: parse, version: version) }
+        return self[name]?.classification(ifSameAs: parse, version: version)
     }
 }
 
@@ -891,10 +917,13 @@ struct PreparedStatement {
     /// The stored class when `parse` is this statement's Parse message again, byte for byte, and the
     /// classifier has not changed since; nil otherwise.
     func classification(ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
-        guard version == classifierVersion, parse.count == parseMessage.count else { return nil }
-        guard parse.count > 0 else { return statements }
-        let same = parseMessage.withUnsafeBytes { memcmp($0.baseAddress!, parse.baseAddress!, parse.count) == 0 }
-        return same ? statements : nil
+        isSame(as: parse, version: version) ? statements : nil
+    }
+
+    func isSame(as parse: UnsafeRawBufferPointer, version: Int) -> Bool {
+        guard version == classifierVersion, parse.count == parseMessage.count else { return false }
+        guard parse.count > 0 else { return true }
+        return parseMessage.withUnsafeBytes { memcmp($0.baseAddress!, parse.baseAddress!, parse.count) == 0 }
     }
 }
 

@@ -626,6 +626,13 @@ final class BackendConnection {
     var input = InputBuffer()
 
     var keyData: BackendKeyData? { info.keyData }
+
+    /// Client bytes to this backend. A method: inside it the `let` references need no retain of
+    /// their own (the caller's holds `self`); read from outside, each one cost one.
+    func forward(_ bytes: UnsafeRawBufferPointer) {
+        metrics.bytesFromClient(bytes.count)
+        connection.write(bytes)
+    }
     var address: BackendAddress { login.address }
 
     init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
@@ -660,9 +667,7 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
-        guard let backend = handler.backends[role.rawValue] else { return }
-        backend.metrics.bytesFromClient(bytes.count)
-        backend.connection.write(bytes)
+        handler.backends[role.rawValue]?.forward(bytes)
     }
 
     mutating func sendToClient(_ bytes: UnsafeRawBufferPointer) {
