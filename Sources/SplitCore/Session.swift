@@ -235,7 +235,7 @@ public struct Session {
                         ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
-                    parses.append(BatchParse(name: name, classes: qc))
+                    parses.append(BatchParse(name: name, classes: qc, message: f.start..<f.end, sql: sqlRange))
                     if qc.contains(where: \.callsUnknownFunction) {
                         unknownNames += classifier.unknownFunctionNames(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange]))
                     }
@@ -302,7 +302,7 @@ public struct Session {
         unit.startedInTransaction = transaction != nil
         // Remember every Parse of the batch, so later batches can prepare it elsewhere.
         if !parses.isEmpty || sawClose {
-            rememberParses(buffer, from: start, to: batchEnd, on: role, parses: parses)
+            rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose)
         }
         predictTransaction(infos, on: role)
         units.append(unit)
@@ -373,6 +373,20 @@ public struct Session {
         return swallow
     }
 
+    /// Remembers the Parses of a batch just sent to `role`. Without a Close among them the batch's
+    /// own list says where each Parse lies; with one, the messages are walked in order.
+    mutating func rememberBatch(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
+                                parses: [BatchParse], sawClose: Bool) {
+        if sawClose {
+            rememberParses(buffer, from: start, to: end, on: role, parses: parses)
+            return
+        }
+        for i in parses.indices {
+            rememberParse(buffer, parses[i].message, sql: parses[i].sql, name: parses[i].name,
+                          known: parses[i].classes, on: role)
+        }
+    }
+
     /// `parses` holds each Parse in the range with its class, in order, when the caller has them.
     mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
                                  parses: [BatchParse] = []) {
@@ -386,28 +400,7 @@ public struct Session {
                       let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
                 let known = parseIndex < parses.count ? parses[parseIndex].classes : nil
                 parseIndex += 1
-                let name = string(buffer, nameRange)
-                let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
-                let generation = nextGeneration
-                nextGeneration += 1
-                let version = classifierVersion
-                let reparsed = statements.update(name) { stored -> Bool in
-                    // The same statement parsed again (drivers re-Parse the unnamed statement for every
-                    // query): keep its bytes and class, only the generation is new.
-                    guard stored?.isSame(as: parse, version: version) == true else { return false }
-                    stored?.generation = generation
-                    return true
-                }
-                if !reparsed {
-                    let infos = known ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
-                    statements[name] = PreparedStatement(parseMessage: Array(parse), statements: infos,
-                                                         generation: generation, classifierVersion: classifierVersion)
-                }
-                backends[role.rawValue].prepared[name] = generation
-                for other in BackendRole.allCases where other != role {
-                    // Any older statement of that name elsewhere is now stale.
-                    if backends[other.rawValue].prepared[name] != nil { backends[other.rawValue].prepared[name] = 0 }
-                }
+                rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: string(buffer, nameRange), known: known, on: role)
             case UInt8(ascii: "C"):
                 guard f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
                       let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) else { continue }
@@ -417,6 +410,32 @@ public struct Session {
             default:
                 continue
             }
+        }
+    }
+
+    /// Stores the Parse message at `message` as statement `name`, prepared on `role` from now on.
+    private mutating func rememberParse(_ buffer: UnsafeRawBufferPointer, _ message: Range<Int>, sql: Range<Int>,
+                                        name: String, known: [StatementInfo]?, on role: BackendRole) {
+        let parse = UnsafeRawBufferPointer(rebasing: buffer[message])
+        let generation = nextGeneration
+        nextGeneration += 1
+        let version = classifierVersion
+        let reparsed = statements.update(name) { stored -> Bool in
+            // The same statement parsed again (drivers re-Parse the unnamed statement for every
+            // query): keep its bytes and class, only the generation is new.
+            guard stored?.isSame(as: parse, version: version) == true else { return false }
+            stored?.generation = generation
+            return true
+        }
+        if !reparsed {
+            let infos = known ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sql])).statements
+            statements[name] = PreparedStatement(parseMessage: Array(parse), statements: infos,
+                                                 generation: generation, classifierVersion: version)
+        }
+        backends[role.rawValue].prepared[name] = generation
+        for other in BackendRole.allCases where other != role {
+            // Any older statement of that name elsewhere is now stale.
+            if backends[other.rawValue].prepared[name] != nil { backends[other.rawValue].prepared[name] = 0 }
         }
     }
 
@@ -458,19 +477,20 @@ public struct Session {
         if pinned != nil { return (.writeable, .pinned) }
         var target = RouteTarget.main
         var reason = RoutingReason.read
-        for info in infos {
-            var t = info.target
-            if case .begin(let readOnly, let serializable) = info.transaction {
+        // By index, reading fields in place: `for info in infos` copied (retained) every statement.
+        for i in infos.indices {
+            var t = infos[i].target
+            if case .begin(let readOnly, let serializable) = infos[i].transaction {
                 let ro = readOnly ?? defaultReadOnly
                 let ser = serializable || defaultSerializable
                 t = (ro && !ser) ? .main : .writeable
                 if t == .main { reason = .readOnlyTransaction }
-            } else if let executes = info.executes, let prepared = sqlPrepared[executes.lowercased()] {
+            } else if let executes = infos[i].executes, let prepared = sqlPrepared[executes.lowercased()] {
                 t = prepared
             }
             if t == .writeable {
                 target = .writeable
-                reason = info.hinted ? .hint : .write
+                reason = infos[i].hinted ? .hint : .write
             }
         }
         if target == .main && defaultSerializable { return (.writeable, .sessionDefault) }
@@ -904,6 +924,9 @@ extension StatementNames where Value == PreparedStatement {
 struct BatchParse {
     var name: String
     var classes: [StatementInfo]
+    /// Where the Parse message and its SQL text lie in the batch's buffer.
+    var message: Range<Int>
+    var sql: Range<Int>
 }
 
 struct PreparedStatement {

@@ -55,6 +55,12 @@ struct RecordingOutput: SessionOutput {
         for case .toBackend(let r, let bytes) in events where r == role { out += Wire.queries(bytes) }
         return out
     }
+    /// The SQL of every Parse sent to a backend, in order.
+    func parsedTexts(to role: BackendRole) -> [String] {
+        var out: [String] = []
+        for case .toBackend(let r, let bytes) in events where r == role { out += Wire.parsedTexts(bytes) }
+        return out
+    }
 }
 
 /// Builds and reads wire messages for the tests.
@@ -93,6 +99,21 @@ enum Wire {
             i += 1 + len
         }
         return s
+    }
+    static func parsedTexts(_ bytes: [UInt8]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i + 5 <= bytes.count {
+            let len = Int(bytes[i + 1]) << 24 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 8 | Int(bytes[i + 4])
+            if bytes[i] == UInt8(ascii: "P") {
+                let body = bytes[(i + 5)..<(i + 1 + len)]
+                let afterName = body.firstIndex(of: 0)! + 1
+                let sqlEnd = body[afterName...].firstIndex(of: 0)!
+                out.append(String(decoding: bytes[afterName..<sqlEnd], as: UTF8.self))
+            }
+            i += 1 + len
+        }
+        return out
     }
     static func queries(_ bytes: [UInt8]) -> [String] {
         var out: [String] = []

@@ -141,6 +141,46 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.types(to: .writeable), "BES")
     }
 
+    /// One batch parses the same name twice: the later text is the statement, and is what another
+    /// backend gets prepared — with the first Parse matching the stored text or not, and with a
+    /// Close between the two.
+    func testTheLastParseOfANameInABatchIsTheStatement() {
+        let answer = Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1")
+        for (stored, close) in [("SELECT 1", false), ("SELECT 0", false), ("SELECT 1", true)] {
+            var h = Harness()
+            h.opened(.writeable)
+            h.client(Wire.parse("s1", stored) + Wire.sync)
+            h.backend(.main, Wire.parseComplete + Wire.ready())
+            var batch = Wire.parse("s1", "SELECT 1") + Wire.bind("s1") + Wire.execute()
+            if close { batch += Wire.close(statement: "s1") }
+            batch += Wire.parse("s1", "SELECT 2") + Wire.bind("s1") + Wire.execute() + Wire.sync
+            h.client(batch)
+            h.backend(.main, answer + (close ? Wire.closeComplete : []) + answer + Wire.ready())
+            h.client(Wire.query("BEGIN READ WRITE"))
+            h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+            h.reset()
+            h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+            XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "stored \(stored), close \(close)")
+            XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 2"], "stored \(stored), close \(close)")
+        }
+    }
+
+    /// The unnamed statement re-parsed with the text it already has keeps it; another text replaces it.
+    func testUnnamedStatementFollowsItsLatestParse() {
+        var h = Harness()
+        h.opened(.writeable)
+        let answer = Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready()
+        for text in ["SELECT 1", "SELECT 1", "SELECT 3"] {
+            h.client(Wire.parse("", text) + Wire.bind("") + Wire.execute() + Wire.sync)
+            h.backend(.main, answer)
+        }
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        h.client(Wire.bind("") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 3"])
+    }
+
     func testClosedStatementIsNotPreparedAgain() {
         var h = Harness()
         h.client(Wire.parse("s1", "SELECT 1") + Wire.sync)
