@@ -249,8 +249,8 @@ public struct Session {
                     let name = string(buffer, stmtRange)
                     if !parses.contains(where: { $0.name == name }) {
                         needed.append(name)
-                        if let known = statements[name] {
-                            if infos.isEmpty { infos = known.statements } else { infos.append(contentsOf: known.statements) }
+                        if let known = statements.classes(of: name) {
+                            if infos.isEmpty { infos = known } else { infos.append(contentsOf: known) }
                         }
                     }
                 case UInt8(ascii: "D"):
@@ -363,7 +363,10 @@ public struct Session {
             }
         }
         for name in needed {
-            guard let statement = statements[name], backends[role.rawValue].prepared[name] != statement.generation else { continue }
+            // The generation first, read in place: the usual answer is "already prepared there".
+            guard let generation = statements.generation(of: name),
+                  backends[role.rawValue].prepared[name] != generation,
+                  let statement = statements[name] else { continue }
             var bytes = WireEncode.close(statement: name)
             bytes.append(contentsOf: statement.parseMessage)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
@@ -874,8 +877,8 @@ struct StatementNames<Value> {
     /// The named entry stored last, answered without hashing: a client that prepares a statement
     /// usually binds it many times before preparing another, and comparing a short name costs a
     /// fraction of hashing it (hashing was a tenth of a prepared-mode query's cost).
-    private var recentName = ""
-    private var recentValue: Value?
+    fileprivate var recentName = ""
+    fileprivate var recentValue: Value?
 
     subscript(name: String) -> Value? {
         get {
@@ -917,6 +920,20 @@ extension StatementNames where Value == PreparedStatement {
     func classification(of name: String, ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
         if name.isEmpty { return unnamed?.classification(ifSameAs: parse, version: version) }
         return self[name]?.classification(ifSameAs: parse, version: version)
+    }
+
+    /// The class of statement `name`, read in place (a prepared-mode client binds it per query).
+    func classes(of name: String) -> [StatementInfo]? {
+        if name.isEmpty { return unnamed?.statements }
+        if name == recentName { return recentValue?.statements }
+        return self[name]?.statements
+    }
+
+    /// The generation of statement `name`, read in place.
+    func generation(of name: String) -> UInt64? {
+        if name.isEmpty { return unnamed?.generation }
+        if name == recentName { return recentValue?.generation }
+        return self[name]?.generation
     }
 }
 
