@@ -82,11 +82,20 @@ struct Lexer {
     /// bytes SQL rejects, where words and numbers end — at a fraction of the cost of making each
     /// token. It ends in exactly the state `skipToEndByTokens` does (tested against it).
     mutating func skipToEnd() {
+        // The text in locals: read through `self` the loop reloaded both on every byte.
+        let bytes = self.bytes
+        let count = self.count
         var i = position
         while i < count {
-            let c = bytes[i]
+            var c = bytes[i]
+            if c == ASCII.space {
+                // Most words follow one space: step over it without going round the loop.
+                i += 1
+                guard i < count else { break }
+                c = bytes[i]
+            }
             // Words and numbers are run over in tight loops of their own; what follows one starts a token.
-            if c &- ASCII.lowerA < 26 || ASCII.isIdentifierStart(c) {
+            if (c | 0x20) &- ASCII.lowerA < 26 || ASCII.isIdentifierStart(c) {
                 if c | 0x20 == ASCII.lowerE && byte(i + 1) == ASCII.quote {
                     i = skipQuoted(from: i + 2, closer: ASCII.quote, backslashEscapes: true)
                     continue
@@ -94,7 +103,7 @@ struct Lexer {
                 i += 1
                 while i < count {
                     let d = bytes[i]
-                    guard d &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(d) else { break }
+                    guard (d | 0x20) &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(d) else { break }
                     i += 1
                 }
                 continue
@@ -212,8 +221,8 @@ struct Lexer {
         var i = start + 1
         while i < count {
             let c = bytes[i]
-            // Lower-case letters, most of a name, take one comparison; the rest the full test.
-            guard c &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(c) else { break }
+            // Letters of either case, most of a name or keyword, take one test; the rest the full one.
+            guard (c | 0x20) &- ASCII.lowerA < 26 || ASCII.isIdentifierPart(c) else { break }
             i += 1
         }
         position = i
