@@ -12,12 +12,17 @@ final class HealthMonitor: Sendable {
     let boards: [String: HealthBoard]
     private let watchers: [BackendWatcher]
 
-    /// The check: recovery state, the WAL position (replay position on a standby, current position
+    /// The check: recovery state, the WAL position (replay position on a standby, insert position
     /// otherwise) and, on a standby, the replay delay (0 when everything received is replayed, so an
     /// idle primary does not look like lag).
+    ///
+    /// The insert position, not `pg_current_wal_lsn()` (the write position): with
+    /// `synchronous_commit = off` a commit returns before its WAL is written, so the write position
+    /// can stay behind it for up to `wal_writer_delay` — and a replica that has replayed up to there
+    /// would pass for caught up with a read-your-writes commit it lacks.
     static let checkQuery = """
         SELECT pg_is_in_recovery(), \
-        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text, \
+        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text, \
         (CASE WHEN NOT pg_is_in_recovery() THEN NULL \
         WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
         ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END)::float8

@@ -38,6 +38,17 @@ final class OperationsReplicaTests: ProxyTestCase {
 
     private let fastHealth = "health_check_period = 100ms"
 
+    /// Sets (nil: resets) the primary's wal_writer_delay, which decides how long an asynchronous
+    /// commit's WAL may stay unwritten.
+    private func setWALWriterDelay(_ value: String?) throws {
+        let c = try cluster.superuser(.primary)
+        defer { c.finish() }
+        try c.exec(value.map { "ALTER SYSTEM SET wal_writer_delay = '\($0)'" } ?? "ALTER SYSTEM RESET wal_writer_delay")
+        try c.exec("SELECT pg_reload_conf()")
+        let want = value ?? "200ms"
+        try waitUntil("wal_writer_delay = \(want)") { try c.scalar("SHOW wal_writer_delay") == want }
+    }
+
     private func onReplica(_ sql: String) throws -> [[String?]] {
         let c = try cluster.superuser(.replica)
         defer { c.finish() }
@@ -48,6 +59,11 @@ final class OperationsReplicaTests: ProxyTestCase {
 
     /// With replay paused, a session's own write is read back from the primary; another session
     /// reads the replica and does not see it; after replay resumes, the writer's reads return to main.
+    ///
+    /// The servers commit asynchronously (synchronous_commit = off) and the WAL writer is slowed
+    /// down here, so the commit stays unwritten while the monitor polls: a target taken from the
+    /// primary's write position (which the paused replica has already replayed) would let the
+    /// writer's reads back onto the replica, without its row.
     func testReadYourWritesReadsFromThePrimaryUntilMainReplayed() throws {
         try makeTable("ops_ryw")
         let proxy = try startProxy(settings: [fastHealth, "read_your_writes = lsn"])
@@ -55,20 +71,33 @@ final class OperationsReplicaTests: ProxyTestCase {
         let other = try proxy.connect(user: "bob")
         XCTAssertEqual(try writer.query("SELECT inet_server_port()"), [[replica]])
         XCTAssertEqual(try other.query("SELECT inet_server_port()"), [[replica]])
+        XCTAssertEqual(try onPrimary("SHOW synchronous_commit"), [["off"]])
+        try setWALWriterDelay("10s")
+        defer { try? setWALWriterDelay(nil) }
 
         try own.setReplayPaused(true)
         let m = marker("ryw")
         let probe = "SELECT inet_server_port(), count(*) FROM ops_ryw WHERE v = '\(m)'"
         XCTAssertEqual(try writer.query("INSERT INTO ops_ryw(v) VALUES ('\(m)') RETURNING inet_server_port()"), [[primary]])
+        let written = try onPrimary("SELECT pg_current_wal_lsn() < pg_current_wal_insert_lsn()")
         XCTAssertEqual(try writer.query(probe), [[primary, "1"]], "the writer reads its own write, from the primary")
         XCTAssertEqual(try other.query(probe), [[replica, "0"]], "another session reads the replica, which lacks the row")
         XCTAssertEqual(try onReplica("SELECT count(*) FROM ops_ryw WHERE v = '\(m)'"), [["0"]], "replay is really paused")
-        XCTAssertEqual(try writer.query(probe), [[primary, "1"]], "still from the primary while replay is paused")
+        // Through a second of health polls (every 100 ms), every read of the writer's finds its row.
+        let pollsEnd = Date().addingTimeInterval(1)
+        var reads = 0
+        while Date() < pollsEnd {
+            XCTAssertEqual(try writer.query(probe), [[primary, "1"]], "still from the primary while replay is paused (read \(reads))")
+            reads += 1
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        print("read-your-writes: \(reads) reads while paused; the commit's WAL was unwritten after it returned: \(written)")
 
         let console = try OpsClient(proxy.conninfo(user: "admin", dbname: "pgsplit"))
         let waiting = try console.run("SHOW SESSIONS").records.first { $0["user"] == "alice" }?["waiting_for_replay"] ?? nil
         print("read-your-writes: SHOW SESSIONS waiting_for_replay for the writer while paused: \(waiting ?? "nil")")
 
+        try setWALWriterDelay(nil)
         let resumedAt = Date()
         try own.setReplayPaused(false)
         waitUntil("the writer's reads return to the replica") { (try? writer.query(probe)) == [[replica, "1"]] }

@@ -42,8 +42,8 @@ public struct BackendHealth: Sendable, Equatable {
     public var state: State = .unknown
     /// pg_is_in_recovery(); nil when unknown (not checked, or an engine without it).
     public var inRecovery: Bool?
-    /// On a standby its replay position (pg_last_wal_replay_lsn), otherwise its current WAL
-    /// position (pg_current_wal_lsn).
+    /// On a standby its replay position (pg_last_wal_replay_lsn), otherwise its WAL insert
+    /// position (pg_current_wal_insert_lsn: a commit is there before it is written out).
     public var position: LSN?
     /// On a standby, seconds since the last replayed transaction's commit (0 once everything
     /// received is replayed); nil elsewhere.
