@@ -626,13 +626,6 @@ final class BackendConnection {
     var input = InputBuffer()
 
     var keyData: BackendKeyData? { info.keyData }
-
-    /// Client bytes to this backend. A method: inside it the `let` references need no retain of
-    /// their own (the caller's holds `self`); read from outside, each one cost one.
-    func forward(_ bytes: UnsafeRawBufferPointer) {
-        metrics.bytesFromClient(bytes.count)
-        connection.write(bytes)
-    }
     var address: BackendAddress { login.address }
 
     init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
@@ -644,6 +637,13 @@ final class BackendConnection {
         self.login = login
         self.poolKey = poolKey
         self.createdAt = createdAt
+    }
+
+    /// Client bytes to this backend. A method: inside it the `let` references need no retain of
+    /// their own (the caller's holds `self`); read from outside, each one cost one.
+    func forward(_ bytes: UnsafeRawBufferPointer) {
+        metrics.bytesFromClient(bytes.count)
+        connection.write(bytes)
     }
 }
 
