@@ -109,8 +109,9 @@ extension SCRAMKeys {
     /// client's auth_file password passed on to a backend), remembered per salt and iteration count.
     /// A server keeps one salt per role, so every backend connection a pool opens for that role would
     /// otherwise repeat the same PBKDF2 — 4,096 HMAC rounds by default, milliseconds of CPU on the
-    /// event loop per connection. Never used for a password a client sends: a client could then fill
-    /// the cache, or time it.
+    /// event loop per connection. Only for passwords the configuration vouches for (a client's
+    /// cleartext password reaches here only after it matched its auth_file entry): an unchecked one
+    /// would let a client fill the cache, or time it.
     public static func remembered(password: String, salt: [UInt8], iterations: Int) -> SCRAMKeys {
         let key = DerivationKey(password: password, salt: salt, iterations: iterations)
         if let known = derived.withLock({ $0[key] }) { return known }

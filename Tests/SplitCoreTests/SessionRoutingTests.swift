@@ -142,24 +142,25 @@ final class SessionRoutingTests: XCTestCase {
     }
 
     /// One batch parses the same name twice: the later text is the statement, and is what another
-    /// backend gets prepared — with the first Parse matching the stored text or not, and with a
-    /// Close between the two.
+    /// backend gets prepared — the unnamed statement with its first Parse matching the stored text
+    /// or not, and a named one closed between the two (PostgreSQL refuses to parse an existing
+    /// named statement again without a Close).
     func testTheLastParseOfANameInABatchIsTheStatement() {
         let answer = Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1")
-        for (stored, close) in [("SELECT 1", false), ("SELECT 0", false), ("SELECT 1", true)] {
+        for (name, stored, close) in [("", "SELECT 1", false), ("", "SELECT 0", false), ("s1", "SELECT 1", true)] {
             var h = Harness()
             h.opened(.writeable)
-            h.client(Wire.parse("s1", stored) + Wire.sync)
+            h.client(Wire.parse(name, stored) + Wire.sync)
             h.backend(.main, Wire.parseComplete + Wire.ready())
-            var batch = Wire.parse("s1", "SELECT 1") + Wire.bind("s1") + Wire.execute()
-            if close { batch += Wire.close(statement: "s1") }
-            batch += Wire.parse("s1", "SELECT 2") + Wire.bind("s1") + Wire.execute() + Wire.sync
+            var batch = Wire.parse(name, "SELECT 1") + Wire.bind(name) + Wire.execute()
+            if close { batch += Wire.close(statement: name) }
+            batch += Wire.parse(name, "SELECT 2") + Wire.bind(name) + Wire.execute() + Wire.sync
             h.client(batch)
             h.backend(.main, answer + (close ? Wire.closeComplete : []) + answer + Wire.ready())
             h.client(Wire.query("BEGIN READ WRITE"))
             h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
             h.reset()
-            h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+            h.client(Wire.bind(name) + Wire.execute() + Wire.sync)
             XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "stored \(stored), close \(close)")
             XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 2"], "stored \(stored), close \(close)")
         }
