@@ -12,6 +12,7 @@ from conftest import HOST, PASSWORD, PRIMARY_PORT, PROXY_PORT, REPLICA_PORT, USE
 
 CHECKS = [
     "connect_and_read_on_replica",
+    "target_server_type_primary_connects",
     "autocommit_off_transaction_on_primary",
     "readonly_autocommit_off_reads_on_replica",
     "server_prepared_statement_past_threshold",

@@ -30,6 +30,15 @@ def test_autocommit_reads_on_replica():
         assert c.execute("SELECT %s::int + 1, inet_server_port()", (41,)).fetchone() == (42, REPLICA_PORT)
 
 
+def test_read_write_target_session_attrs_connects():
+    # libpq's target_session_attrs=read-write (and pgx's, which asks SHOW transaction_read_only): a
+    # pgsplit session can write, so it qualifies — and its reads still go to the replica.
+    with connect(autocommit=True, target_session_attrs="read-write") as c:
+        assert c.execute("SHOW transaction_read_only").fetchone()[0] == "off"
+        assert c.execute("SHOW in_hot_standby").fetchone()[0] == "off"
+        assert c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone() == (REPLICA_PORT, True)
+
+
 def test_transaction_on_primary(table):
     with connect() as c:  # autocommit off: psycopg opens BEGIN itself
         c.execute(f"INSERT INTO {table} VALUES (1, 'a')")

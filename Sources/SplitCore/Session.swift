@@ -640,12 +640,17 @@ public struct Session {
     func effects(of infos: [StatementInfo], sql: UnsafeRawBufferPointer?) -> UnitEffects {
         var effects = UnitEffects()
         var changes: [(SessionEffect, String?)] = []
-        for info in infos {
-            if let pin = info.pin, effects.pin == nil { effects.pin = pin }
-            if info.changesFunctions { effects.changesFunctions = true }
-            if case .commit? = info.transaction { effects.commits = true }
-            if case .prepareTransaction? = info.transaction { effects.commits = true }
-            if let session = info.session { changes.append((session, info.settingValue)) }
+        effects.onlyAsks = !infos.isEmpty
+        // By index, reading fields in place: `for info in infos` copied (retained) every statement.
+        for i in infos.indices {
+            if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
+            if infos[i].changesFunctions { effects.changesFunctions = true }
+            if !infos[i].asksWriteable { effects.onlyAsks = false }
+            switch infos[i].transaction {
+            case .commit?, .prepareTransaction?: effects.commits = true
+            default: break
+            }
+            if let session = infos[i].session { changes.append((session, infos[i].settingValue)) }
         }
         if !changes.isEmpty {
             // The text to replay elsewhere: only when the unit is exactly one session statement.
@@ -723,7 +728,8 @@ public struct Session {
             transaction = inTransactionAfter ? role : nil
         }
         let effects = unit.effects
-        out.unitFinished(role, failed: unit.sawError, wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError)
+        out.unitFinished(role, failed: unit.sawError,
+                         wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError && !effects.onlyAsks)
         guard !unit.sawError else {
             if !inTransactionAfter { uncommittedHistory.removeAll() }
             return
@@ -971,6 +977,8 @@ struct UnitEffects {
     var pin: PinReason?
     var changesFunctions = false
     var commits = false
+    /// Every statement only asks writeable something (`SHOW transaction_read_only`): nothing written.
+    var onlyAsks = false
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
 }

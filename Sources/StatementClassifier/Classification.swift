@@ -80,6 +80,9 @@ public struct StatementInfo: Sendable, Equatable {
     /// name that only looks like a call, such as a column-list alias): the session refreshes the
     /// catalog before routing it. Only set when `FunctionPolicy.knownFunctions` is not empty.
     public var callsUnknownFunction: Bool
+    /// A read that writeable must answer (`SHOW transaction_read_only`: the session can write, so it
+    /// asks the primary). It writes nothing: reads after it need not wait for main to replay anything.
+    public var asksWriteable: Bool
     /// Nil while all of its fields are nil: the usual case.
     private var details: Details?
 
@@ -133,7 +136,8 @@ public struct StatementInfo: Sendable, Equatable {
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,
                 session: SessionEffect? = nil, pin: PinReason? = nil, executes: String? = nil,
                 cursor: String? = nil, hinted: Bool = false, copyFromStdin: Bool = false,
-                changesFunctions: Bool = false, settingValue: String? = nil, callsUnknownFunction: Bool = false) {
+                changesFunctions: Bool = false, settingValue: String? = nil, callsUnknownFunction: Bool = false,
+                asksWriteable: Bool = false) {
         self.target = target
         self.command = command
         self.transaction = transaction
@@ -142,6 +146,7 @@ public struct StatementInfo: Sendable, Equatable {
         self.copyFromStdin = copyFromStdin
         self.changesFunctions = changesFunctions
         self.callsUnknownFunction = callsUnknownFunction
+        self.asksWriteable = asksWriteable
         let rare = Rare(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
         details = rare.isEmpty ? nil : Details(rare)
     }

@@ -62,7 +62,7 @@ extension StatementReader {
         case 0x73: // s
             if matches(first, "select") { return query(first) }
             if matches(first, "set") { return set() }
-            if matches(first, "show") { return main("show") }
+            if matches(first, "show") { return show() }
             if matches(first, "savepoint") { return transactionControl(.savepoint, command: "savepoint") }
             if matches(first, "start") { return begin(command: "start transaction") }
             if matches(first, "security") { return writeable("security label") }
@@ -83,6 +83,22 @@ extension StatementReader {
         // Not a command we know: the safe side. Its name is kept short: it is for logs, and it may be garbage.
         let shown = Token(kind: first.kind, start: first.start, end: min(first.end, first.start + 32))
         return writeable(lowercasedText(shown))
+    }
+
+    /// SHOW reads a setting, which both backends hold alike (session SETs are kept on both) — except
+    /// those that tell a standby from a primary. Through the proxy the session can write, so those are
+    /// answered by writeable: pgJDBC's `targetServerType=primary` and pgx's `target_session_attrs`
+    /// ask `SHOW transaction_read_only` and refuse a connection that says `on`. Inside a transaction
+    /// the transaction's backend answers, as for every statement.
+    mutating func show() -> StatementInfo {
+        let setting = next()
+        if matches(setting, "transaction_read_only") || matches(setting, "default_transaction_read_only")
+            || matches(setting, "in_hot_standby") {
+            var info = writeable("show")
+            info.asksWriteable = true
+            return info
+        }
+        return main("show")
     }
 
     // MARK: - Shapes shared by many commands

@@ -187,6 +187,14 @@ final class ClientHandler: @unchecked Sendable {
             }
             user = StartupPacket.parameter("user", in: parameters) ?? ""
             databaseName = StartupPacket.parameter("database", in: parameters) ?? user
+            if let replication = StartupPacket.parameter("replication", in: parameters),
+               !["false", "off", "no", "0"].contains(replication.lowercased()) {
+                // A walsender speaks its own commands (IDENTIFY_SYSTEM, START_REPLICATION) that no
+                // statement routing applies to: say so at login instead of failing on the first one.
+                fail(code: SQLState.featureNotSupported, message: "pgsplit does not proxy replication connections",
+                     hint: "Connect pg_basebackup, pg_receivewal, pg_recvlogical and subscriptions to the primary directly.")
+                return
+            }
             startupParameters = parameters.filter { !["user", "database", "replication"].contains($0.0) }
             if let refusal = tlsLoginRefusal() {
                 // TLS required but not used, or auth_type = cert and no matching certificate.

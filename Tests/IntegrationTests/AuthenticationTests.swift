@@ -26,6 +26,20 @@ final class AuthenticationTests: ProxyTestCase {
         XCTAssertEqual(try again.query("SELECT 1"), [["1"]])
     }
 
+    /// A replication connection (pg_basebackup, pg_recvlogical, a subscription) is refused at login
+    /// with a reason, not let in to fail on IDENTIFY_SYSTEM; replication=false is an ordinary session.
+    func testReplicationConnectionsAreRefusedAtLogin() throws {
+        let proxy = try startProxy()
+        for mode in ["database", "true"] {
+            XCTAssertThrowsError(try PQConnection(proxy.conninfo(extra: "replication=\(mode)")), mode) { e in
+                XCTAssertEqual((e as? PQError)?.sqlState, "0A000", "\(e)")
+                XCTAssertTrue("\(e)".contains("replication connections"), "\(e)")
+            }
+        }
+        let conn = try PQConnection(proxy.conninfo(extra: "replication=false"))
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]])
+    }
+
     func testScramSHA256() throws {
         try checkAuth("scram-sha-256", user: "alice", password: "alice-secret")
     }

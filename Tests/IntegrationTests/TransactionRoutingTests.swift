@@ -26,6 +26,27 @@ final class TransactionRoutingTests: ProxyTestCase {
         XCTAssertEqual(try onPrimary("SELECT count(*) FROM tr_items"), [["0"]])
     }
 
+    /// A session through pgsplit can write, so the settings clients read to tell a primary from a
+    /// standby come from writeable: libpq's target_session_attrs=read-write connects, and
+    /// `SHOW transaction_read_only` (what pgJDBC's targetServerType=primary and pgx ask) says off —
+    /// the replica would say on. Inside a read-only transaction main answers, and says on.
+    func testTheReadOnlySettingsSayTheSessionCanWrite() throws {
+        let proxy = try startProxy()
+        let conn = try PQConnection(proxy.conninfo(extra: "target_session_attrs=read-write"))
+        XCTAssertEqual(try conn.query("SHOW transaction_read_only"), [["off"]])
+        XCTAssertEqual(try conn.query("SHOW in_hot_standby"), [["off"]])
+        XCTAssertEqual(try conn.query("SHOW default_transaction_read_only"), [["off"]])
+        // Asking wrote nothing: the next read is not held on the primary until main replays.
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]])
+        try conn.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try conn.query("SHOW transaction_read_only"), [["on"]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port(), pg_is_in_recovery()"), [[replica, "t"]])
+        try conn.exec("COMMIT")
+        // A session made read-only says so, from whichever backend answers.
+        try conn.exec("SET default_transaction_read_only = on")
+        XCTAssertEqual(try conn.query("SHOW transaction_read_only"), [["on"]])
+    }
+
     /// An empty transaction needs no backend, and the session is idle afterwards.
     func testEmptyTransactionAndTransactionStatus() throws {
         let proxy = try startProxy()

@@ -22,6 +22,28 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.types(to: .main), "")
     }
 
+    /// `SHOW transaction_read_only` is answered by writeable (the session can write), and writes
+    /// nothing: the shell is not told to hold the session's reads until main replays. A write is.
+    func testShowOfTheReadOnlySettingsAsksWriteableAndWritesNothing() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SHOW transaction_read_only"))
+        h.backend(.writeable, Wire.commandComplete("SHOW") + Wire.ready())
+        h.client(Wire.query("show IN_HOT_STANDBY"))
+        h.backend(.writeable, Wire.commandComplete("SHOW") + Wire.ready())
+        h.client(Wire.query("SHOW search_path"))
+        h.backend(.main, Wire.commandComplete("SHOW") + Wire.ready())
+        h.client(Wire.query("SHOW transaction_read_only; SELECT 1"))
+        h.backend(.writeable, Wire.commandComplete("SHOW") + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SHOW transaction_read_only", "show IN_HOT_STANDBY",
+                                                           "SHOW transaction_read_only; SELECT 1", "INSERT INTO t VALUES (1)"])
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SHOW search_path"])
+        XCTAssertEqual(h.out.finished.map(\.2), [false, false, false, true, true],
+                       "only units with more than a SHOW of writeable count as writes")
+    }
+
     func testNoWriteableSendsWritesToMain() {
         var h = Harness(hasWriteable: false)
         h.client(Wire.query("INSERT INTO t VALUES (1)"))

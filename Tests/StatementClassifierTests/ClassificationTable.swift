@@ -61,7 +61,12 @@ let plainReads: [ClassificationCase] = [
     c("table public.users", M, .command("table")),
     c("SHOW search_path", M, .command("show")),
     c("SHOW ALL", M, .command("show")),
-    c("show transaction_read_only", M, .command("show")),
+    // Settings that tell a standby from a primary are asked of writeable: the session can write.
+    c("show transaction_read_only", W, .command("show")),
+    c("SHOW Default_Transaction_Read_Only;", W, .command("show")),
+    c("show in_hot_standby", W, .command("show")),
+    c("show transaction isolation level", M, .command("show")),
+    c("show transaction_isolation", M, .command("show")),
     c("SELECT 1;", M),
     c("SELECT 1 ;  ", M),
     c("  \n\tSELECT 1", M),

@@ -124,6 +124,25 @@ public class CompatJdbc {
             }
         });
 
+        // pgJDBC asks `show transaction_read_only` for targetServerType=primary: a pgsplit session can
+        // write, so it must pass, and reads must still go to the replica.
+        check("target_server_type_primary_connects", () -> {
+            try (Connection c = proxy("targetServerType=primary"); Statement s = c.createStatement()) {
+                try (ResultSet rs = s.executeQuery("SHOW transaction_read_only")) {
+                    rs.next();
+                    expect(rs.getString(1).equals("off"), "transaction_read_only " + rs.getString(1));
+                }
+                c.setAutoCommit(false);
+                c.setReadOnly(true);
+                try (ResultSet rs = s.executeQuery("SELECT inet_server_port(), current_setting('transaction_read_only')")) {
+                    rs.next();
+                    expect(rs.getInt(1) == replicaPort, "read-only transaction port " + rs.getInt(1));
+                    expect(rs.getString(2).equals("on"), "read-only transaction_read_only " + rs.getString(2));
+                }
+                c.commit();
+            }
+        });
+
         check("autocommit_off_transaction_on_primary", () -> {
             String t = newTable("compat_jdbc_tx");
             try (Connection c = proxy("")) {
