@@ -52,6 +52,34 @@ def test_prepared_statements_reused(table):
     assert primary_scalar(f"SELECT count(*) FROM {table}") == 10
 
 
+def test_prepare_then_plain_statements_and_copy(table):
+    """asyncpg prepares with Parse / Describe / Flush and no Sync; the plain Query, transaction and COPY
+    that follow a prepared read must still run (they hung, or hit the replica, before)."""
+    async def body():
+        c = await connect()
+        try:
+            sel = await c.prepare(f"SELECT count(*) FROM {table}")
+            await c.execute(f"INSERT INTO {table} VALUES (1, 'plain')")
+            await c.prepare("SELECT 1")
+            await c.execute(f"INSERT INTO {table} VALUES ($1, $2)", 2, "extended")
+            await c.prepare("SELECT 2")
+            async with c.transaction():
+                await c.execute(f"INSERT INTO {table} VALUES (3, 'in a transaction')")
+            wait_replay()  # compat runs with read_your_writes = off
+            assert await sel.fetchval() == 3
+        finally:
+            await c.close()
+        # copy_records_to_table prepares `SELECT * FROM t LIMIT 1` itself, first thing in a session.
+        fresh = await connect()
+        try:
+            await fresh.copy_records_to_table(table, records=[(4, "copied")])
+        finally:
+            await fresh.close()
+    run(body())
+    assert primary_scalar(f"SELECT string_agg(v, ',' ORDER BY id) FROM {table}") == \
+        "plain,extended,in a transaction,copied"
+
+
 def test_binary_types_round_trip():
     values = {
         "int8": 9_007_199_254_740_993,

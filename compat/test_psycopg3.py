@@ -117,6 +117,37 @@ def test_pipeline_mixed_reads_and_writes_in_order(table):
     assert primary_scalar(f"SELECT string_agg(v, ',' ORDER BY id) FROM {table}") == "p1,p2,p3,p4,p5"
 
 
+def test_pipeline_write_after_a_read_fetched_midway(table):
+    # Fetching inside a pipeline flushes the read to main with no Sync yet; the write after it must
+    # still reach the primary (main refused it as read-only before).
+    with connect(autocommit=True) as c:
+        with c.pipeline():
+            cur = c.execute(f"SELECT count(*), inet_server_port() FROM {table}")
+            assert cur.fetchone() == (0, REPLICA_PORT)
+            c.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+        # psycopg ends a pipeline with Sync and a bare Flush: the next write is not tied to main.
+        c.execute(f"INSERT INTO {table} VALUES (2, 'b')")
+        with c.pipeline():
+            c.execute("SELECT 1")
+            c.execute(f"INSERT INTO {table} VALUES (3, 'c')")
+    assert primary_scalar(f"SELECT string_agg(v, ',' ORDER BY id) FROM {table}") == "a,b,c"
+
+
+def test_pipeline_write_after_a_failed_flushed_read_does_not_run(table):
+    # PostgreSQL skips the rest of a failed pipeline up to its Sync: the write must not run anywhere.
+    with connect(autocommit=True) as c:
+        with pytest.raises(psycopg.errors.PipelineAborted):
+            with c.pipeline():
+                cur = c.execute(f"SELECT 1 / 0 FROM {table}")
+                with pytest.raises(psycopg.errors.DivisionByZero):
+                    cur.fetchone()
+                c.execute(f"INSERT INTO {table} VALUES (1, 'skipped')")
+        assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
+        with c.pipeline():
+            c.execute(f"INSERT INTO {table} VALUES (2, 'after')")
+    assert primary_scalar(f"SELECT string_agg(v, ',') FROM {table}") == "after"
+
+
 def test_pipeline_in_transaction(table):
     with connect() as c:
         with c.pipeline():

@@ -72,8 +72,13 @@ public struct Session {
     var deferredBegin: [UInt8]?
     /// The ReadyForQuery status of the last client unit.
     var lastStatus = UInt8(ascii: "I")
-    /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync.
+    /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync —
+    /// unless what the client sends next needs the other backend (`endOpenBatch`).
     var openBatch: BackendRole?
+    /// An open batch on main was ended with the proxy's own Sync because the client's next messages
+    /// need writeable: client input waits for that Sync's ReadyForQuery, which says whether the batch
+    /// failed (then, as PostgreSQL does, the client's messages up to its own Sync are skipped).
+    var closingBatch = false
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
     public private(set) var closed = false
@@ -102,6 +107,7 @@ public struct Session {
     public mutating func clientInput<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ out: inout Out) -> Int {
         var offset = 0
         while !closed, offset < buffer.count {
+            if closingBatch { return offset }
             let frame: Frame
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -147,6 +153,9 @@ public struct Session {
     // MARK: Simple query
 
     mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
+        // A Query after a batch left open at a Flush (asyncpg prepares so, then may run a plain
+        // statement): the batch ends first, and the Query is a unit of its own, wherever it goes.
+        if let role = openBatch { endOpenBatch(on: role, &out) }
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         var statements: [StatementInfo] = []
@@ -264,6 +273,10 @@ public struct Session {
                     endsWithSync = true
                     break scan
                 case UInt8(ascii: "H"):
+                    // A Flush with nothing before it (psycopg sends one after a pipeline's Sync) has
+                    // nothing to flush: every earlier batch ended with a Sync. Opening a batch on it
+                    // would tie the client's next statement to whichever backend was used last.
+                    if offset == start { return f.end }
                     end = f.end
                     sawFlushOnly = true
                     break scan
@@ -331,6 +344,14 @@ public struct Session {
     /// Forwards messages of a batch whose backend is already chosen, through its Sync.
     mutating func forwardDecidedBatch<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, from start: Int,
                                                           to role: BackendRole, _ out: inout Out) -> Int? {
+        if role == .main, transaction == nil, settings.hasWriteable, continuationNeedsWriteable(buffer, from: start) {
+            // A write after reads the client already flushed (psycopg's pipeline fetching a result
+            // midway, asyncpg preparing then running an INSERT): main cannot run it. The batch ends on
+            // main, and once its answer says whether it failed, what follows is a batch of its own.
+            endOpenBatch(on: role, &out)
+            closingBatch = true
+            return nil
+        }
         var offset = start
         while offset < buffer.count {
             guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) else { break }
@@ -344,6 +365,47 @@ public struct Session {
         guard offset > start else { return nil }
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<offset]))
         return offset
+    }
+
+    /// Whether the client's messages from `start` (the rest of a batch open on main) hold a statement
+    /// that must run on writeable. Only complete messages are read; later ones are checked as they come.
+    func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var infos: [StatementInfo] = []
+        var parsedNames: [String] = []
+        var offset = start
+        scan: while case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
+            offset = f.end
+            switch f.type {
+            case UInt8(ascii: "P"):
+                guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
+                      let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { break scan }
+                let name = string(buffer, nameRange)
+                parsedNames.append(name)
+                infos += statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
+                                                   version: classifierVersion)
+                    ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
+            case UInt8(ascii: "B"):
+                guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
+                      let stmtRange = cStringRange(buffer, from: portalRange.upperBound + 1, limit: f.end) else { break scan }
+                let name = string(buffer, stmtRange)
+                if !parsedNames.contains(name), let known = statements.classes(of: name) { infos += known }
+            case UInt8(ascii: "D"), UInt8(ascii: "E"), UInt8(ascii: "C"), UInt8(ascii: "H"):
+                continue
+            default:
+                break scan
+            }
+        }
+        if infos.contains(where: \.callsUnknownFunction) { return true }
+        return !infos.isEmpty && route(infos).0 == .writeable
+    }
+
+    /// Ends the batch open on `role` with a Sync of the proxy's own; its ReadyForQuery is not the
+    /// client's and is dropped. PostgreSQL would run what follows in the same implicit transaction;
+    /// the batch's statements commit at this Sync instead.
+    mutating func endOpenBatch<Out: SessionOutput>(on role: BackendRole, _ out: inout Out) {
+        openBatch = nil
+        WireEncode.sync.withUnsafeBytes { out.sendToBackend(role, $0) }
+        units.mutateLast { $0.swallowsReady = true }
     }
 
     /// Makes sure every statement the batch uses exists on `role`: injects Close + Parse for the
@@ -710,6 +772,7 @@ public struct Session {
                 units.mutateFirst { $0.swallowLeft = 0 }
             }
             if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
+            if f.type == UInt8(ascii: "Z") && units.firstSwallowsReady { return false }
             return true
         }
     }
@@ -726,6 +789,12 @@ public struct Session {
         if units.isEmpty {
             // Nothing else in flight: the backend's word replaces the prediction.
             transaction = inTransactionAfter ? role : nil
+        }
+        if unit.swallowsReady && closingBatch {
+            // The batch the proxy ended is answered: the client's input goes on, skipped up to the
+            // client's own Sync if the batch failed.
+            closingBatch = false
+            if unit.sawError { skipUntilSync = true }
         }
         let effects = unit.effects
         out.unitFinished(role, failed: unit.sawError,
@@ -1002,6 +1071,8 @@ struct Unit {
     var swallowLeft = 0
     var sawError = false
     var startedInTransaction = false
+    /// The proxy ended this unit with its own Sync (`endOpenBatch`): its ReadyForQuery is not the client's.
+    var swallowsReady = false
     var effects = UnitEffects()
 }
 
@@ -1015,11 +1086,15 @@ struct UnitQueue {
     var firstBackend: BackendRole? { isEmpty ? nil : storage[head].backend }
     var firstKind: Unit.Kind { storage[head].kind }
     var firstSwallowLeft: Int { storage[head].swallowLeft }
+    var firstSwallowsReady: Bool { storage[head].swallowsReady }
     var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }
 
     mutating func mutateFirst(_ body: (inout Unit) -> Void) { body(&storage[head]) }
+    mutating func mutateLast(_ body: (inout Unit) -> Void) {
+        if !isEmpty { body(&storage[storage.count - 1]) }
+    }
 
     mutating func popFirst() -> Unit? {
         guard !isEmpty else { return nil }

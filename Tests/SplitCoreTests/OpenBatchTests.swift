@@ -1,0 +1,108 @@
+import SplitCore
+import StatementClassifier
+import XCTest
+
+/// Batches the client leaves open at a Flush (asyncpg prepares with Parse / Describe / Flush; psycopg's
+/// pipeline flushes to fetch a result midway), and what the client sends after them.
+final class OpenBatchTests: XCTestCase {
+    static let read = Wire.parse("", "SELECT a FROM t") + Wire.bind("") + Wire.execute()
+    static let write = Wire.parse("", "INSERT INTO t VALUES (1)") + Wire.bind("") + Wire.execute()
+
+    /// A read flushed on main, then a write before any Sync: main cannot run the write. The proxy ends
+    /// the batch on main with its own Sync, waits for its answer, and sends the write to writeable;
+    /// the client sees one ReadyForQuery, writeable's.
+    func testAWriteAfterAFlushedReadGoesToWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Self.read + Wire.flush)
+        XCTAssertEqual(h.out.types(to: .main), "PBEH")
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1"))
+        h.client(Self.write + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBEHS", "the proxy's own Sync ends the batch on main")
+        XCTAssertEqual(h.out.types(to: .writeable), "", "the write waits for main's answer")
+        h.backend(.main, Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "PBES")
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["INSERT INTO t VALUES (1)"])
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "12C12CZ", "main's ReadyForQuery belongs to the proxy's Sync")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+    }
+
+    /// The flushed read failed: PostgreSQL skips everything up to the client's Sync, so the write
+    /// must not run anywhere; the client's Sync is answered.
+    func testAWriteAfterAFailedFlushedReadIsSkippedUpToTheSync() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Self.read + Wire.flush)
+        h.backend(.main, Wire.error("42P01"))
+        h.client(Self.write + Wire.sync)
+        h.backend(.main, Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "", "the write was skipped")
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        // The session goes on: the next batch is routed afresh.
+        h.client(Self.write + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "PBES")
+    }
+
+    /// More reads after the Flush stay in the open batch on main, as before.
+    func testReadsAfterAFlushStayInTheOpenBatch() {
+        var h = Harness()
+        h.client(Wire.parse("s1", "SELECT a FROM t") + Wire.describe(statement: "s1") + Wire.flush)
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PDHBES")
+        XCTAssertFalse(h.out.events.contains(.open(.writeable)))
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "12CZ")
+    }
+
+    /// A prepared write bound after a flushed read is a write too (its class is remembered).
+    func testBindingAPreparedWriteAfterAFlushedReadGoesToWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("w", "DELETE FROM t") + Wire.sync)
+        h.backend(.writeable, Wire.parseComplete + Wire.ready())
+        h.client(Self.read + Wire.flush)
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1"))
+        h.client(Wire.bind("w") + Wire.execute() + Wire.sync)
+        h.backend(.main, Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "PSBES")
+    }
+
+    /// asyncpg: Parse / Describe / Flush of a read, then a plain Query that writes. The open batch
+    /// ends with the proxy's Sync and the Query is its own unit on writeable; before, it was sent to
+    /// main and the client waited for a second ReadyForQuery that never came.
+    func testAQueryAfterAnOpenBatchIsAUnitOfItsOwn() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("s1", "SELECT a FROM t") + Wire.describe(statement: "s1") + Wire.flush)
+        h.backend(.main, Wire.parseComplete)
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        XCTAssertEqual(h.out.types(to: .main), "PDHS")
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [], "one backend at a time: main's unit ends first")
+        h.backend(.main, Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["INSERT INTO t VALUES (1)"])
+        h.backend(.writeable, Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1CZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+        // A read Query after an open batch on main: same backend, still one ReadyForQuery per Query.
+        h.client(Wire.parse("s2", "SELECT b FROM t") + Wire.describe(statement: "s2") + Wire.flush)
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.main, Wire.parseComplete + Wire.ready() + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1CZ1CZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+    }
+
+    /// psycopg ends a pipeline with Sync and then a bare Flush. The Flush has nothing to flush and
+    /// must not tie the next statement to the backend used last.
+    func testABareFlushOpensNoBatch() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Self.read + Wire.sync + Wire.flush)
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Self.write + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBES")
+        XCTAssertEqual(h.out.types(to: .writeable), "PBES")
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "12CZ12CZ")
+    }
+}
