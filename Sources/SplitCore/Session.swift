@@ -57,6 +57,8 @@ public struct Session {
     public var readRefusal: [UInt8]?
     var defaultReadOnly = false
     var defaultSerializable = false
+    /// What the client set at login: RESET and DISCARD ALL return the defaults to these.
+    let startupDefaults: TransactionDefaults
 
     var units = UnitQueue()
     /// The statement list simple queries are classified into, kept between queries so that
@@ -66,10 +68,12 @@ public struct Session {
     var neededNames: [String] = []
     /// The Parses an extended batch holds, kept between batches.
     var batchParses: [BatchParse] = []
-    /// A plain BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
-    /// where it runs (`SET TRANSACTION READ ONLY` first: main; anything else: writeable).
+    /// A BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
+    /// where it runs (a `SET TRANSACTION` first may change its access mode or isolation level).
     /// Held as the client's Query message, sent on as it came.
     var deferredBegin: [UInt8]?
+    /// The held BEGIN's own access mode: nil for a plain BEGIN, true for BEGIN READ ONLY.
+    var deferredBeginReadOnly: Bool?
     /// The ReadyForQuery status of the last client unit.
     var lastStatus = UInt8(ascii: "I")
     /// An extended batch decided at a Flush (or at the lookahead limit) keeps its backend until Sync —
@@ -86,9 +90,13 @@ public struct Session {
     /// are treated as writing rather than refreshing again.
     var catalogRefreshedForUnit = false
 
-    public init(settings: SessionSettings, classifier: Classifier, mainIsOpen: Bool = true) {
+    public init(settings: SessionSettings, classifier: Classifier, mainIsOpen: Bool = true,
+                defaults: TransactionDefaults = TransactionDefaults()) {
         self.settings = settings
         self.classifier = classifier
+        startupDefaults = defaults
+        defaultReadOnly = defaults.readOnly
+        defaultSerializable = defaults.serializable
         if mainIsOpen { backends[BackendRole.main.rawValue].status = .open }
     }
 
@@ -534,9 +542,15 @@ public struct Session {
         guard settings.hasWriteable else { return (.main, .noWriteable) }
         if let transaction { return (transaction, .transaction) }
         if deferredBegin != nil {
-            if case .setTransaction(readOnly: true?, serializable: false)? = infos.first?.transaction {
-                return (.main, .readOnlyTransaction)
+            // What the transaction will be: the first statement's SET TRANSACTION, else the BEGIN's
+            // own mode, else the session default. Main runs only read-only, non-serializable ones.
+            var readOnly = deferredBeginReadOnly ?? defaultReadOnly
+            var serializable = false
+            if case .setTransaction(let setReadOnly, let setSerializable)? = infos.first?.transaction {
+                readOnly = setReadOnly ?? readOnly
+                serializable = setSerializable
             }
+            if readOnly && !serializable { return (.main, .readOnlyTransaction) }
             return (.writeable, .transaction)
         }
         if pinned != nil { return (.writeable, .pinned) }
@@ -587,15 +601,17 @@ public struct Session {
         return (.writeable, .write)
     }
 
-    /// A lone plain BEGIN (no READ ONLY / READ WRITE, not serializable) with nothing in flight is
-    /// answered here and held: a `SET TRANSACTION READ ONLY` right after it may still send the whole
-    /// transaction to main. PostgreSQL takes the snapshot at the first statement, not at BEGIN.
+    /// A lone BEGIN or BEGIN READ ONLY (not serializable) with nothing in flight is answered here and
+    /// held: a `SET TRANSACTION` right after it may still choose the backend — READ ONLY sends the
+    /// whole transaction to main, READ WRITE or ISOLATION LEVEL SERIALIZABLE to writeable (a standby
+    /// refuses both). PostgreSQL takes the snapshot at the first statement, not at BEGIN.
     mutating func deferBegin<Out: SessionOutput>(_ infos: [StatementInfo], _ message: UnsafeRawBufferPointer,
                                                  _ out: inout Out) -> Bool {
         guard settings.hasWriteable, transaction == nil, deferredBegin == nil, units.isEmpty, pinned == nil,
-              !defaultReadOnly, !defaultSerializable, infos.count == 1,
-              case .begin(readOnly: nil, serializable: false)? = infos[0].transaction else { return false }
+              !defaultSerializable, infos.count == 1,
+              case .begin(let readOnly, serializable: false)? = infos[0].transaction, readOnly != false else { return false }
         deferredBegin = Array(message)
+        deferredBeginReadOnly = readOnly
         Self.beginAnswer.withUnsafeBytes { out.sendToClient($0) }
         return true
     }
@@ -837,19 +853,19 @@ public struct Session {
         case .reset(let name):
             key = "set:" + name
             text = "RESET " + name
-            if name == "default_transaction_read_only" { defaultReadOnly = false }
-            if name == "default_transaction_isolation" { defaultSerializable = false }
+            if name == "default_transaction_read_only" { defaultReadOnly = startupDefaults.readOnly }
+            if name == "default_transaction_isolation" { defaultSerializable = startupDefaults.serializable }
         case .resetAll:
             key = SessionHistory.resetAllKey
             text = "RESET ALL"
-            defaultReadOnly = false; defaultSerializable = false
+            defaultReadOnly = startupDefaults.readOnly; defaultSerializable = startupDefaults.serializable
         case .discard(let what):
             guard what.lowercased() == "all" else { return }
             key = SessionHistory.resetAllKey
             text = "DISCARD ALL"
             // Temporary tables, advisory locks, LISTEN and the role are gone with it.
             pinned = nil
-            defaultReadOnly = false; defaultSerializable = false
+            defaultReadOnly = startupDefaults.readOnly; defaultSerializable = startupDefaults.serializable
             statements.removeAll(); sqlPrepared.removeAll()
             for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
         case .prepare(let name, let target):
@@ -876,7 +892,7 @@ public struct Session {
     mutating func noteDefault(name: String, value: String?) {
         let value = value?.lowercased() ?? ""
         if name == "default_transaction_read_only" {
-            defaultReadOnly = ["on", "true", "yes", "1", "t", "y", "read only"].contains(value)
+            defaultReadOnly = TransactionDefaults.isTrue(value)
         } else if name == "default_transaction_isolation" {
             defaultSerializable = value == "serializable"
         }

@@ -397,8 +397,14 @@ final class ClientHandler: @unchecked Sendable {
         loginTimer?.cancel()
         loginTimer = nil
         let hasWriteable = database?.writeable != nil
-        var out = ByteBuffer(capacity: greeting.count + 32)
+        let defaults = TransactionDefaults(startupParameters: startupParameters)
+        var out = ByteBuffer(capacity: greeting.count + 64)
         greeting.withUnsafeBytes { out.append(contentsOf: $0) }
+        if hasWriteable && defaults.readOnly {
+            // The greeting says "off" for a session that can write; this client made its own read-only
+            // (options=-c default_transaction_read_only=on). The later report of a name wins.
+            out.writeParameterStatus(name: "default_transaction_read_only", value: "on")
+        }
         cancelKey = server.register(self)
         out.writeBackendKeyData(processID: cancelKey.processID, secretKey: cancelKey.secretKey)
         out.writeReadyForQuery(.idle)
@@ -408,7 +414,8 @@ final class ClientHandler: @unchecked Sendable {
         health = server.monitor?.board(for: databaseName)
         session = Session(settings: SessionSettings(hasWriteable: hasWriteable, maxMessageSize: config.maxMessageSize,
                                                     logRouting: config.logRouting),
-                          classifier: server.classifier(for: databaseName), mainIsOpen: mainIsOpen)
+                          classifier: server.classifier(for: databaseName), mainIsOpen: mainIsOpen,
+                          defaults: defaults)
         phase = .ready
     }
 

@@ -47,6 +47,34 @@ final class TransactionRoutingTests: ProxyTestCase {
         XCTAssertEqual(try conn.query("SHOW transaction_read_only"), [["on"]])
     }
 
+    /// Session defaults given at login (libpq's options / PGOPTIONS) route as a SET would: serializable
+    /// keeps even read-only transactions on the primary (a standby refuses serializable mode);
+    /// read-only sends plain transactions to the replica and is reported as such — and one
+    /// transaction may still ask for READ WRITE.
+    func testLoginOptionsDecideWhereTransactionsRun() throws {
+        let proxy = try startProxy()
+        let serializable = try PQConnection(proxy.conninfo(extra: "options='-c default_transaction_isolation=serializable'"))
+        try serializable.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try serializable.query("SELECT inet_server_port(), current_setting('transaction_isolation')"),
+                       [[primary, "serializable"]])
+        try serializable.exec("COMMIT")
+
+        let readOnly = try PQConnection(proxy.conninfo(extra: "options='-c default_transaction_read_only=on'"))
+        XCTAssertEqual(readOnly.parameter("default_transaction_read_only"), "on")
+        try readOnly.exec("BEGIN")
+        XCTAssertEqual(try readOnly.query("SELECT inet_server_port(), current_setting('transaction_read_only')"),
+                       [[replica, "on"]])
+        try readOnly.exec("COMMIT")
+        try readOnly.exec("BEGIN")
+        try readOnly.exec("SET TRANSACTION READ WRITE")
+        XCTAssertEqual(try readOnly.query("SELECT inet_server_port(), current_setting('transaction_read_only')"),
+                       [[primary, "off"]])
+        try readOnly.exec("ROLLBACK")
+
+        let plain = try proxy.connect()
+        XCTAssertEqual(plain.parameter("default_transaction_read_only"), "off")
+    }
+
     /// An empty transaction needs no backend, and the session is idle afterwards.
     func testEmptyTransactionAndTransactionStatus() throws {
         let proxy = try startProxy()

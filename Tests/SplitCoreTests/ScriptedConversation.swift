@@ -133,8 +133,10 @@ struct Harness {
     var out = RecordingOutput()
     var pendingClient: [UInt8] = []
 
-    init(hasWriteable: Bool = true, policy: FunctionPolicy = FunctionPolicy()) {
-        session = Session(settings: SessionSettings(hasWriteable: hasWriteable), classifier: Classifier(policy: policy))
+    init(hasWriteable: Bool = true, policy: FunctionPolicy = FunctionPolicy(),
+         defaults: TransactionDefaults = TransactionDefaults()) {
+        session = Session(settings: SessionSettings(hasWriteable: hasWriteable), classifier: Classifier(policy: policy),
+                          defaults: defaults)
     }
 
     /// The client sends bytes; the session consumes what it can now.

@@ -83,7 +83,9 @@ final class SessionRoutingTests: XCTestCase {
         h.client(Wire.query("SET default_transaction_read_only = on"))
         h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
         h.client(Wire.query("BEGIN"))
-        XCTAssertEqual(h.out.sentQueries(to: .main).last, "BEGIN")
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).suffix(2), ["BEGIN", "SELECT 1"])
+        XCTAssertFalse(h.out.events.contains(.open(.writeable)))
     }
 
     func testSerializableSessionDefaultKeepsReadsOnWriteable() {
@@ -512,6 +514,37 @@ final class SessionDeferredBeginTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT 1"],
                        "a read-write transaction is never split, even when it starts with a read")
         XCTAssertEqual(h.session.transaction, .writeable)
+    }
+
+    /// A read-only session may still make one transaction read-write: a standby would refuse
+    /// `SET TRANSACTION READ WRITE`, so the held BEGIN goes to writeable with it.
+    func testReadOnlySessionBeginThenSetTransactionReadWriteRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SET default_transaction_read_only = on"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("SET TRANSACTION READ WRITE"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).suffix(2), ["BEGIN", "SET TRANSACTION READ WRITE"])
+        XCTAssertEqual(h.session.transaction, .writeable)
+    }
+
+    /// BEGIN READ ONLY is held too: a serializable read-only transaction needs the primary (a standby
+    /// refuses serializable mode); without a SET TRANSACTION it runs on main.
+    func testBeginReadOnlyThenSerializableRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ")
+        h.client(Wire.query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"])
+        XCTAssertEqual(h.out.types(to: .main), "")
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SET") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
     }
 
     func testEmptyTransactionIsAnsweredWithoutABackend() {
