@@ -54,6 +54,8 @@ public enum PinReason: String, Sendable, Equatable {
     case advisoryLock = "session advisory lock"
     case sequence = "currval after nextval"
     case role = "SET ROLE / SESSION AUTHORIZATION"
+    /// A DO block that calls set_config: the setting holds on writeable only.
+    case settingInBlock = "set_config inside DO"
 }
 
 /// What one statement does.

@@ -28,7 +28,7 @@ extension StatementReader {
             if matches(first, "deallocate") { return deallocate() }
             if matches(first, "discard") { return discard() }
             if matches(first, "drop") { return drop() }
-            if matches(first, "do") { return writeable("do") }
+            if matches(first, "do") { return doBlock() }
         case 0x65: // e
             if matches(first, "execute") { return execute() }
             if matches(first, "explain") { return explain() }
@@ -99,6 +99,43 @@ extension StatementReader {
             return info
         }
         return main("show")
+    }
+
+    /// DO runs on writeable; what its body leaves behind in the session cannot be replayed on main.
+    /// A body that mentions a temporary table or set_config pins the session to writeable, where that
+    /// state lives: the next read must not go to main and miss it. (A word in a comment or a string
+    /// inside the body pins too: the safe side.)
+    mutating func doBlock() -> StatementInfo {
+        var info = StatementInfo(target: .writeable, command: "do")
+        while true {
+            let token = next()
+            if token.kind == .end { break }
+            guard token.kind == .dollarString || token.kind == .string, info.pin == nil else { continue }
+            if bodyMentions(token, "temp") || bodyMentions(token, "temporary") || bodyMentions(token, "pg_temp") {
+                info.pin = .temporaryTable
+            } else if bodyMentions(token, "set_config") {
+                info.pin = .settingInBlock
+            }
+        }
+        return info
+    }
+
+    /// Whether the text of `token` holds `word` (lower case) as a whole word, in any letter case.
+    private func bodyMentions(_ token: Token, _ word: StaticString) -> Bool {
+        let w = word.utf8Start
+        let length = word.utf8CodeUnitCount
+        var i = token.start
+        let last = token.end - length
+        while i <= last {
+            if ASCII.lowercased(bytes[i]) == w[0], i == token.start || !ASCII.isIdentifierPart(bytes[i - 1]),
+               i + length == token.end || !ASCII.isIdentifierPart(bytes[i + length]) {
+                var k = 1
+                while k < length && ASCII.lowercased(bytes[i + k]) == w[k] { k += 1 }
+                if k == length { return true }
+            }
+            i += 1
+        }
+        return false
     }
 
     // MARK: - Shapes shared by many commands

@@ -65,6 +65,17 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try onPrimary("SELECT last_value FROM rt_seq"), [[rows.first?.first ?? "?"]])
     }
 
+    /// A temporary table created inside a DO block lives on the primary; the session's reads follow it
+    /// there (on the replica the table does not exist).
+    func testTemporaryTableMadeInsideDOPinsTheSession() throws {
+        // Without read-your-writes the next read would go straight to main: only the pin keeps it here.
+        let proxy = try startProxy(settings: ["read_your_writes = off"])
+        let conn = try proxy.connect()
+        try conn.exec("DO $$BEGIN CREATE TEMP TABLE do_tmp AS SELECT 42 AS v; END$$")
+        XCTAssertEqual(try conn.query("SELECT v, inet_server_port() FROM do_tmp"), [["42", primary]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[primary]])
+    }
+
     func testMultiStatementStringWithAWriteRunsOnPrimary() throws {
         let m = marker("multi")
         let rows = try conn.query("SELECT 1; INSERT INTO rt_items(v) VALUES ('\(m)'); SELECT inet_server_port(), pg_is_in_recovery()")

@@ -106,6 +106,12 @@ let plainWrites: [ClassificationCase] = [
     c("LOCK TABLE t IN ACCESS EXCLUSIVE MODE", W, .command("lock")),
     c("DO $$BEGIN RAISE NOTICE 'x'; END$$", W, .command("do")),
     c("DO LANGUAGE plpgsql $body$ BEGIN PERFORM 1; END $body$", W, .command("do")),
+    // What a DO block leaves in the session lives on writeable: the session stays there.
+    c("DO $$BEGIN CREATE TEMP TABLE x AS SELECT 1; END$$", W, .command("do"), .pin(.temporaryTable)),
+    c("do 'begin create temporary table x (a int); end' language plpgsql", W, .pin(.temporaryTable)),
+    c("DO $x$ BEGIN CREATE TABLE pg_temp.t (a int); END $x$", W, .pin(.temporaryTable)),
+    c("DO $$BEGIN PERFORM Set_Config('timezone', 'UTC', false); END$$", W, .pin(.settingInBlock)),
+    c("DO $$BEGIN UPDATE tempo SET template = 1; END$$", W, .command("do")),
     c("CALL my_procedure(1, 2)", W, .command("call")),
     c("SECURITY LABEL FOR selinux ON TABLE t IS 'x'", W, .command("security label")),
     c("IMPORT FOREIGN SCHEMA remote FROM SERVER s INTO local", W, .command("import foreign schema")),
