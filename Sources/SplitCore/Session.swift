@@ -83,6 +83,12 @@ public struct Session {
     /// need writeable: client input waits for that Sync's ReadyForQuery, which says whether the batch
     /// failed (then, as PostgreSQL does, the client's messages up to its own Sync are skipped).
     var closingBatch = false
+    /// The backend in copy-in mode: it sent CopyInResponse and the copy has not ended. PostgreSQL
+    /// ignores Sync and Flush then, so they go there and start nothing.
+    var copyInBackend: BackendRole?
+    /// A COPY FROM STDIN ran in an extended batch that ended with Sync, which PostgreSQL ignored in
+    /// copy-in mode: the client's next Sync ends that unit, on this backend (tokio-postgres copies so).
+    var copyOwesSync: BackendRole?
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
     public private(set) var closed = false
@@ -127,28 +133,55 @@ public struct Session {
                 frame = f
             }
             let consumed: Int?
-            switch frame.type {
-            case UInt8(ascii: "Q"):
-                consumed = simpleQuery(buffer, frame, &out)
-            case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "E"),
-                 UInt8(ascii: "C"), UInt8(ascii: "H"), UInt8(ascii: "S"):
-                consumed = extendedBatch(buffer, from: offset, &out)
-            case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"):
-                consumed = copyData(buffer, frame, &out)
-            case UInt8(ascii: "F"):
-                consumed = functionCall(buffer, frame, &out)
-            case UInt8(ascii: "X"):
-                closed = true
-                out.closeSession(reason: "client terminated")
-                return buffer.count
-            default:
-                protocolViolation("unexpected message type \"\(Character(UnicodeScalar(frame.type)))\"", &out)
-                return buffer.count
+            if skipUntilSync && frame.type != UInt8(ascii: "X") {
+                // After an error in a batch PostgreSQL skips every message up to Sync, whatever its kind.
+                consumed = skipToSync(buffer, from: offset, &out)
+            } else if let role = openBatch, frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "F") {
+                // A Query or function call after a batch left open at a Flush (asyncpg prepares so,
+                // then may run a plain statement): the batch ends first, with the proxy's own Sync,
+                // and once its answer says whether it failed, the message is a unit of its own — or
+                // skipped up to the client's Sync, as PostgreSQL skips it after an error.
+                endOpenBatch(on: role, &out)
+                closingBatch = true
+                return offset
+            } else {
+                consumed = clientMessage(buffer, frame, at: offset, &out)
             }
             guard let next = consumed else { return offset }
             offset = next
         }
         return offset
+    }
+
+    /// One client message (a whole batch for the extended protocol); nil when it must wait.
+    mutating func clientMessage<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, at offset: Int,
+                                                    _ out: inout Out) -> Int? {
+        switch frame.type {
+        case UInt8(ascii: "Q"):
+            return simpleQuery(buffer, frame, &out)
+        case UInt8(ascii: "H"), UInt8(ascii: "S"):
+            if let role = copyInBackend ?? copyOwesSync {
+                // PostgreSQL ignores Sync and Flush in copy-in mode; the first Sync after the copy ends
+                // the unit of an extended batch whose own Sync was ignored so.
+                if copyInBackend == nil && frame.type == UInt8(ascii: "S") { copyOwesSync = nil }
+                out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+                return frame.end
+            }
+            return extendedBatch(buffer, from: offset, &out)
+        case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "E"), UInt8(ascii: "C"):
+            return extendedBatch(buffer, from: offset, &out)
+        case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"):
+            return copyData(buffer, frame, &out)
+        case UInt8(ascii: "F"):
+            return functionCall(buffer, frame, &out)
+        case UInt8(ascii: "X"):
+            closed = true
+            out.closeSession(reason: "client terminated")
+            return buffer.count
+        default:
+            protocolViolation("unexpected message type \"\(Character(UnicodeScalar(frame.type)))\"", &out)
+            return buffer.count
+        }
     }
 
     mutating func protocolViolation<Out: SessionOutput>(_ why: String, _ out: inout Out) {
@@ -161,9 +194,6 @@ public struct Session {
     // MARK: Simple query
 
     mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
-        // A Query after a batch left open at a Flush (asyncpg prepares so, then may run a plain
-        // statement): the batch ends first, and the Query is a unit of its own, wherever it goes.
-        if let role = openBatch { endOpenBatch(on: role, &out) }
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         var statements: [StatementInfo] = []
@@ -321,6 +351,7 @@ public struct Session {
         unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil
+        unit.endsWithSync = endsWithSync
         // Remember every Parse of the batch, so later batches can prepare it elsewhere.
         if !parses.isEmpty || sawClose {
             rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose)
@@ -518,6 +549,7 @@ public struct Session {
         // COPY data belongs to the unit that started the COPY: the newest one in flight.
         guard let role = units.lastBackend else { return frame.end }  // stray data: PostgreSQL ignores it too
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+        if frame.type != UInt8(ascii: "d") && copyInBackend == role { copyInBackend = nil }
         return frame.end
     }
 
@@ -787,8 +819,19 @@ public struct Session {
                 }
                 units.mutateFirst { $0.swallowLeft = 0 }
             }
-            if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
-            if f.type == UInt8(ascii: "Z") && units.firstSwallowsReady { return false }
+            switch f.type {
+            case UInt8(ascii: "E"):
+                units.mutateFirst { $0.sawError = true }
+                // An error ends copy-in mode; PostgreSQL drops the client's remaining copy messages.
+                if copyInBackend == role { copyInBackend = nil }
+            case UInt8(ascii: "G"):
+                copyInBackend = role
+                if units.firstEndsWithSync { copyOwesSync = role }
+            case UInt8(ascii: "Z"):
+                if units.firstSwallowsReady { return false }
+            default:
+                break
+            }
             return true
         }
     }
@@ -798,6 +841,8 @@ public struct Session {
                                                  _ out: inout Out) {
         guard let unit = units.popFirst() else { return }
         if unit.kind == .replay { return }
+        if copyInBackend == role { copyInBackend = nil }
+        if copyOwesSync == role { copyOwesSync = nil }
         let status = f.end - f.payloadStart >= 1 ? buffer[f.payloadStart] : UInt8(ascii: "I")
         let previousStatus = lastStatus
         lastStatus = status
@@ -1089,6 +1134,8 @@ struct Unit {
     var startedInTransaction = false
     /// The proxy ended this unit with its own Sync (`endOpenBatch`): its ReadyForQuery is not the client's.
     var swallowsReady = false
+    /// An extended batch that ended with the client's Sync.
+    var endsWithSync = false
     var effects = UnitEffects()
 }
 
@@ -1103,6 +1150,7 @@ struct UnitQueue {
     var firstKind: Unit.Kind { storage[head].kind }
     var firstSwallowLeft: Int { storage[head].swallowLeft }
     var firstSwallowsReady: Bool { storage[head].swallowsReady }
+    var firstEndsWithSync: Bool { storage[head].endsWithSync }
     var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }

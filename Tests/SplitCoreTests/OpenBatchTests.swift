@@ -87,8 +87,40 @@ final class OpenBatchTests: XCTestCase {
         // A read Query after an open batch on main: same backend, still one ReadyForQuery per Query.
         h.client(Wire.parse("s2", "SELECT b FROM t") + Wire.describe(statement: "s2") + Wire.flush)
         h.client(Wire.query("SELECT 1"))
-        h.backend(.main, Wire.parseComplete + Wire.ready() + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main), [], "the Query waits for the batch's end")
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 1"])
+        h.backend(.main, Wire.commandComplete("SELECT 1") + Wire.ready())
         XCTAssertEqual(h.out.clientTypes(), "1CZ1CZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+    }
+
+    /// A Query after a batch that failed before the client's Sync: PostgreSQL skips the Query (and
+    /// everything else) up to the Sync, and answers the Sync. Nothing may run.
+    func testAQueryAfterAFailedOpenBatchIsSkippedUpToTheSync() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Self.read + Wire.flush + Wire.query("INSERT INTO t VALUES (1)") + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBEHS")
+        h.backend(.main, Wire.error("22012") + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+        XCTAssertEqual(h.out.types(to: .main), "PBEHS")
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+    }
+
+    /// A fast-path call after an open batch is answered once that batch has ended.
+    func testAFunctionCallAfterAnOpenBatchRuns() {
+        var h = Harness()
+        h.opened(.writeable)
+        let call = Wire.message("F", [0, 0, 0, 177, 0, 0, 0, 0, 0, 0])
+        h.client(Self.read + Wire.flush + call + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "F")
+        h.backend(.writeable, Wire.message("V", [0, 0, 0, 0]) + Wire.ready())
+        h.backend(.main, Wire.ready())
+        XCTAssertEqual(h.out.types(to: .main), "PBEHSS", "the client's own Sync is a unit of its own")
+        XCTAssertEqual(h.out.clientTypes(), "12CVZZ")
         XCTAssertFalse(h.session.hasUnitsInFlight)
     }
 
@@ -104,5 +136,37 @@ final class OpenBatchTests: XCTestCase {
         XCTAssertEqual(h.out.types(to: .writeable), "PBES")
         h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("INSERT 0 1") + Wire.ready())
         XCTAssertEqual(h.out.clientTypes(), "12CZ12CZ")
+    }
+
+    /// tokio-postgres copies with Parse / Bind / Execute / Sync, then the data, CopyDone and another
+    /// Sync. PostgreSQL ignores the first Sync in copy-in mode; the unit ends at the second, which must
+    /// follow the copy to its backend rather than start a unit that waits for it.
+    func testAnExtendedCopyEndsAtTheSyncAfterTheData() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("", "COPY t FROM STDIN") + Wire.bind("") + Wire.execute() + Wire.sync)
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.message("G", [0, 0, 0]))
+        h.client(Wire.message("d", Array("1\n".utf8)) + Wire.sync + Wire.message("c", []) + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "PBESdScS", "a stray Sync mid-copy follows the data")
+        XCTAssertEqual(h.out.types(to: .main), "")
+        h.backend(.writeable, Wire.commandComplete("COPY 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "12GCZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
+        // The session goes on: the next read goes to main.
+        h.client(Self.read + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PBES")
+    }
+
+    /// A stray Sync inside a simple-protocol COPY is ignored by PostgreSQL, and starts nothing here.
+    func testASyncInsideASimpleCopyStartsNothing() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("COPY t FROM STDIN"))
+        h.backend(.writeable, Wire.message("G", [0, 0, 0]))
+        h.client(Wire.message("d", Array("1\n".utf8)) + Wire.sync + Wire.message("c", []))
+        XCTAssertEqual(h.out.types(to: .writeable), "QdSc")
+        h.backend(.writeable, Wire.commandComplete("COPY 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "GCZ")
+        XCTAssertFalse(h.session.hasUnitsInFlight)
     }
 }
