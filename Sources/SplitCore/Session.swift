@@ -644,7 +644,8 @@ public struct Session {
               case .begin(let readOnly, serializable: false)? = infos[0].transaction, readOnly != false else { return false }
         deferredBegin = Array(message)
         deferredBeginReadOnly = readOnly
-        Self.beginAnswer.withUnsafeBytes { out.sendToClient($0) }
+        let answer = infos[0].command == "start transaction" ? Self.startTransactionAnswer : Self.beginAnswer
+        answer.withUnsafeBytes { out.sendToClient($0) }
         return true
     }
 
@@ -665,6 +666,7 @@ public struct Session {
     /// CommandComplete and ReadyForQuery for a held BEGIN, and for its COMMIT / ROLLBACK before
     /// anything ran: encoded once.
     static let beginAnswer = localAnswer(tag: "BEGIN", status: UInt8(ascii: "T"))
+    static let startTransactionAnswer = localAnswer(tag: "START TRANSACTION", status: UInt8(ascii: "T"))
     static let commitAnswer = localAnswer(tag: "COMMIT", status: UInt8(ascii: "I"))
     static let rollbackAnswer = localAnswer(tag: "ROLLBACK", status: UInt8(ascii: "I"))
 

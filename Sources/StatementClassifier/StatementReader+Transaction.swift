@@ -5,6 +5,9 @@ struct TransactionModes {
     /// The lower-cased isolation level, when given.
     var isolation: String?
     var deferrable: Bool?
+    /// False when something in the list is not one of the modes PostgreSQL accepts: the server will
+    /// refuse the statement, and the proxy must not answer for it.
+    var understood = true
 
     var serializable: Bool { isolation == "serializable" }
 }
@@ -15,6 +18,9 @@ extension StatementReader {
     mutating func begin(command: String) -> StatementInfo {
         if !skip("work") { _ = skip("transaction") }
         let modes = readTransactionModes()
+        // Not understood: not taken for a BEGIN (the session would hold it and answer for it); the
+        // server's error — or, should it be valid after all, its transaction status — tells the truth.
+        guard modes.understood else { return StatementInfo(target: .writeable, command: command) }
         let target: RouteTarget = modes.readOnly == true && !modes.serializable ? .main : .writeable
         return StatementInfo(target: target, command: command,
                              transaction: .begin(readOnly: modes.readOnly, serializable: modes.serializable))
@@ -28,30 +34,38 @@ extension StatementReader {
             let token = next()
             if token.kind == .end { return modes }
             if matches(token, "isolation") {
-                _ = skip("level")
+                if !skip("level") { modes.understood = false }
                 let level = next()
                 if matches(level, "serializable") {
                     modes.isolation = "serializable"
                 } else if matches(level, "repeatable") {
-                    _ = skip("read")
+                    if !skip("read") { modes.understood = false }
                     modes.isolation = "repeatable read"
                 } else if matches(level, "read") {
                     if skip("committed") {
                         modes.isolation = "read committed"
                     } else if skip("uncommitted") {
                         modes.isolation = "read uncommitted"
+                    } else {
+                        modes.understood = false
                     }
+                } else {
+                    modes.understood = false
                 }
             } else if matches(token, "read") {
                 if skip("only") {
                     modes.readOnly = true
                 } else if skip("write") {
                     modes.readOnly = false
+                } else {
+                    modes.understood = false
                 }
             } else if matches(token, "not") {
-                if skip("deferrable") { modes.deferrable = false }
+                if skip("deferrable") { modes.deferrable = false } else { modes.understood = false }
             } else if matches(token, "deferrable") {
                 modes.deferrable = true
+            } else if token.kind != .comma {
+                modes.understood = false
             }
         }
     }

@@ -547,6 +547,22 @@ final class SessionDeferredBeginTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
     }
 
+    /// The held BEGIN is answered with the tag the server would use; a BEGIN with modes PostgreSQL
+    /// refuses is not held (the client must see the server's error, not a made-up BEGIN).
+    func testHeldBeginAnswersWithItsOwnTagAndABadOneIsNotHeld() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("START TRANSACTION"))
+        XCTAssertEqual(h.out.events, [.toClient(Wire.commandComplete("START TRANSACTION") + Wire.ready("T"))])
+        h.client(Wire.query("ROLLBACK"))
+        h.reset()
+        h.client(Wire.query("BEGIN ISOLATION LEVEL FOO"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN ISOLATION LEVEL FOO"])
+        h.backend(.writeable, Wire.error("42601") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        XCTAssertNil(h.session.transaction)
+    }
+
     func testEmptyTransactionIsAnsweredWithoutABackend() {
         var h = Harness()
         h.client(Wire.query("BEGIN"))

@@ -500,6 +500,11 @@ let transactions: [ClassificationCase] = [
     c("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY", M, .transaction(.begin(readOnly: true, serializable: false))),
     c("BEGIN ISOLATION LEVEL READ UNCOMMITTED", W, .transaction(.begin(readOnly: nil, serializable: false))),
     c("BEGIN READ ONLY NOT DEFERRABLE", M, .transaction(.begin(readOnly: true, serializable: false))),
+    // Modes PostgreSQL refuses are not taken for a BEGIN: the server answers them.
+    c("BEGIN ISOLATION LEVEL FOO", W, .command("begin")),
+    c("BEGIN READ SOMETIMES", W, .command("begin")),
+    c("START TRANSACTION ISOLATION READ COMMITTED", W, .command("start transaction")),
+    c("BEGIN NOT READ ONLY", W, .command("begin")),
     c("START TRANSACTION", W, .command("start transaction"), .transaction(.begin(readOnly: nil, serializable: false))),
     c("START TRANSACTION READ ONLY", M, .transaction(.begin(readOnly: true, serializable: false))),
     c("START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY", W,
@@ -761,7 +766,7 @@ let garbage: [ClassificationCase] = [
     c("\"", W),
     c("(", W),
     c(")", W),
-    c("BEGIN READ", W, .transaction(.begin(readOnly: nil, serializable: false))),
+    c("BEGIN READ", W, .command("begin")),  // incomplete: the server refuses it
     c("SELECT 1 FROM t WHERE a = 'x", W),
     c("INSERT INTO t VALUES ('unterminated", W),
     c("/* pgsplit: main */ SELECT 'unterminated", M, .hinted),
