@@ -46,6 +46,17 @@ extension WireOutput {
         endMessage(start)
     }
 
+    /// NegotiateProtocolVersion: the newest version served (as a whole protocol number, major << 16 |
+    /// minor, which is what PostgreSQL sends and libpq reads), and the `_pq_.` options not recognised.
+    /// Sent before authentication when the client asked for more than that.
+    public mutating func writeNegotiateProtocolVersion(newestVersion: Int32, unrecognized options: [String]) {
+        let start = beginMessage(BackendMessageType.negotiateProtocolVersion)
+        putInt32(newestVersion)
+        putInt32(Int32(options.count))
+        for option in options { putCString(option) }
+        endMessage(start)
+    }
+
     public mutating func writeBackendKeyData(processID: Int32, secretKey: Int32) {
         wireAppend(BackendMessageType.backendKeyData)
         putInt32(12)

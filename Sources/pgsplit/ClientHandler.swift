@@ -179,7 +179,7 @@ final class ClientHandler: @unchecked Sendable {
         case .cancel(let pid, let key):
             server.cancel(CancelKey(processID: pid, secretKey: key))
             close()
-        case .startup(_, let parameters):
+        case .startup(let version, let parameters):
             if let refusal {
                 fail(code: refusal.hasPrefix("sorry") ? SQLState.tooManyConnections : SQLState.adminShutdown,
                      message: refusal)
@@ -195,7 +195,19 @@ final class ClientHandler: @unchecked Sendable {
                      hint: "Connect pg_basebackup, pg_receivewal, pg_recvlogical and subscriptions to the primary directly.")
                 return
             }
-            startupParameters = parameters.filter { !["user", "database", "replication"].contains($0.0) }
+            // Protocol extensions (`_pq_.` options) are not passed on: a backend would answer them with
+            // NegotiateProtocolVersion, which is the proxy's to send to its client.
+            startupParameters = parameters.filter {
+                !["user", "database", "replication"].contains($0.0) && !$0.0.hasPrefix("_pq_.")
+            }
+            let extensions = parameters.map(\.0).filter { $0.hasPrefix("_pq_.") }
+            if version & 0xFFFF != 0 || !extensions.isEmpty {
+                // Asked for a newer 3.x or for extensions: say what is served (3.0, none of them), or
+                // the client would take its request as granted.
+                var out = ByteBuffer(capacity: 64)
+                out.writeNegotiateProtocolVersion(newestVersion: StartupCode.protocolVersion3, unrecognized: extensions)
+                client.write(out.readableArray)
+            }
             if let refusal = tlsLoginRefusal() {
                 // TLS required but not used, or auth_type = cert and no matching certificate.
                 Log.info("session \(id): login refused for user \"\(user)\" from \(client.remoteAddress): \(refusal.message)")

@@ -55,6 +55,30 @@ final class HostileStartupTests: HostileTestCase {
         watch.assertBackToBaseline()
     }
 
+    /// A client asking for protocol 3.2 and a `_pq_.` extension is told what is served — 3.0 and no
+    /// extensions — before authentication, as PostgreSQL tells it; then the session works. (The
+    /// extension used to reach the backend, whose NegotiateProtocolVersion failed the login.)
+    func testNewerProtocolAndExtensionsAreNegotiatedDown() throws {
+        let (proxy, watch) = try startHostile()
+        let client = try RawClient(port: proxy.port)
+        client.send(RawWire.startup([("user", "app_rw"), ("database", "app"),
+                                     ("application_name", watch.applicationName("negotiate")),
+                                     ("_pq_.test_extension", "on")], minorVersion: 2))
+        let login = client.readMessages(until: "Z")
+        XCTAssertEqual(login.first?.typeChar, "v", "\(login.map(\.typeChar))")
+        if let v = login.first, v.typeChar == "v" {
+            XCTAssertEqual(HostileWire.int32(v.body[0..<4]), 3 << 16, "the newest version served: 3.0")
+            XCTAssertEqual(HostileWire.int32(v.body[4..<8]), 1, "one option not recognised")
+            XCTAssertEqual(String(decoding: v.body[8...].prefix { $0 != 0 }, as: UTF8.self), "_pq_.test_extension")
+        }
+        XCTAssertEqual(login.last?.typeChar, "Z")
+        client.send(RawWire.query("SELECT inet_server_port()"))
+        let answer = client.readMessages(until: "Z")
+        XCTAssertEqual(HostileWire.tags(answer), ["SELECT 1"])
+        client.send(RawWire.terminate)
+        watch.assertNormalClientWorks()
+    }
+
     func testTruncatedStartupPacketThenClose() throws {
         let (proxy, watch) = try startHostile()
         let packet = HostileWire.startup(application: watch.applicationName("trunc"))

@@ -23,8 +23,8 @@ enum RawWire {
     }
 
     /// A StartupMessage (protocol 3.0) with the given parameters.
-    static func startup(_ params: [(String, String)]) -> [UInt8] {
-        var body = int32(196_608)
+    static func startup(_ params: [(String, String)], minorVersion: Int32 = 0) -> [UInt8] {
+        var body = int32(196_608 + minorVersion)
         for (k, v) in params { body += cstring(k) + cstring(v) }
         body.append(0)
         return int32(Int32(body.count + 4)) + body
