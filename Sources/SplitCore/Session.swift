@@ -194,6 +194,9 @@ public struct Session {
     // MARK: Simple query
 
     mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
+        // A simple Query drops the unnamed statement, wherever it runs (PostgreSQL drops it on the
+        // backend that runs the Query; the other backend's copy is closed if the client binds it).
+        statements[""] = nil
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         var statements: [StatementInfo] = []
@@ -465,8 +468,18 @@ public struct Session {
         }
         for name in needed {
             // The generation first, read in place: the usual answer is "already prepared there".
-            guard let generation = statements.generation(of: name),
-                  backends[role.rawValue].prepared[name] != generation,
+            guard let generation = statements.generation(of: name) else {
+                // The client has no such statement (closed, or the unnamed one a simple Query dropped),
+                // but this backend may still hold an old one: drop it, so the client gets PostgreSQL's
+                // 26000 instead of running a stale statement.
+                if backends[role.rawValue].prepared[name] != nil {
+                    WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                    backends[role.rawValue].prepared[name] = nil
+                    swallow += 1
+                }
+                continue
+            }
+            guard backends[role.rawValue].prepared[name] != generation,
                   let statement = statements[name] else { continue }
             var bytes = WireEncode.close(statement: name)
             bytes.append(contentsOf: statement.parseMessage)

@@ -181,8 +181,9 @@ final class SessionRoutingTests: XCTestCase {
             batch += Wire.parse(name, "SELECT 2") + Wire.bind(name) + Wire.execute() + Wire.sync
             h.client(batch)
             h.backend(.main, answer + (close ? Wire.closeComplete : []) + answer + Wire.ready())
-            h.client(Wire.query("BEGIN READ WRITE"))
-            h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+            // BEGIN through the extended protocol: a simple Query would drop the unnamed statement.
+            h.client(Wire.parse("b", "BEGIN READ WRITE") + Wire.bind("b") + Wire.execute() + Wire.sync)
+            h.backend(.writeable, answer + Wire.ready("T"))
             h.reset()
             h.client(Wire.bind(name) + Wire.execute() + Wire.sync)
             XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "stored \(stored), close \(close)")
@@ -199,11 +200,30 @@ final class SessionRoutingTests: XCTestCase {
             h.client(Wire.parse("", text) + Wire.bind("") + Wire.execute() + Wire.sync)
             h.backend(.main, answer)
         }
-        h.client(Wire.query("BEGIN READ WRITE"))
-        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        // BEGIN through the extended protocol: a simple Query would drop the unnamed statement.
+        h.client(Wire.parse("b", "BEGIN READ WRITE") + Wire.bind("b") + Wire.execute() + Wire.sync)
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.reset()
         h.client(Wire.bind("") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 3"])
+    }
+
+    /// A simple Query drops the unnamed statement (PostgreSQL does, on the backend that runs it): a
+    /// Bind of it afterwards must get PostgreSQL's 26000 from whichever backend it goes to, never run
+    /// the old statement — there, or prepared anew elsewhere.
+    func testASimpleQueryDropsTheUnnamedStatement() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("", "SELECT a FROM t") + Wire.bind("") + Wire.execute() + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        h.reset()
+        h.client(Wire.bind("") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "CBES", "main's old unnamed statement is closed first")
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable) + h.out.parsedTexts(to: .main), [])
+        h.backend(.main, Wire.closeComplete + Wire.error("26000") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "EZ", "the proxy's CloseComplete is not the client's")
     }
 
     func testClosedStatementIsNotPreparedAgain() {
