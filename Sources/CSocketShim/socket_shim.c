@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,4 +110,8 @@ int pgsplit_thread_start(const char *name, void (*body)(void *), void *context) 
     snprintf(short_name, sizeof short_name, "%s", name);
     pthread_setname_np(thread, short_name);
     return 0;
+}
+
+int pgsplit_fix_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
 }

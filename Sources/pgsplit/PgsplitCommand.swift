@@ -28,6 +28,7 @@ struct PgsplitCommand: ParsableCommand {
 /// Start-up and the process's life, kept out of the command type so nothing here runs on the main actor.
 enum Runner {
     static func run(configPath: String, checkOnly: Bool) -> Int32 {
+        Transport.returnLargeBlocksOnFree()
         Transport.ignoreSIGPIPE()
         // Block the signals before any thread exists, so every thread inherits the mask and only the
         // main thread's sigwait ever takes them.

@@ -26,8 +26,20 @@ final class HostileBigAndCancelTests: HostileTestCase {
         XCTAssertEqual(try outcome.result?.get(), [[replica, "\(size)"]])
         // And the session goes on.
         XCTAssertEqual(try c.value.query("SELECT 1::text"), [["1"]])
-        c.value.finish()
         print("hostile: 100 MB parameter: proxy VmHWM \(HostileProc.peakRSSKB(proxy.pid)) kB (baseline VmRSS \(watch.rssBaselineKB) kB)")
+        // Messages of a size glibc would keep in its heap once freed (below its 32 MB ceiling for
+        // mapped blocks): their memory goes back to the system too once they are passed on.
+        for _ in 0..<2 {
+            XCTAssertEqual(try c.value.queryParams("SELECT length($1)::text", [String(repeating: "b", count: 24 << 20)]),
+                           [["\(24 << 20)"]])
+        }
+        var rss = 0
+        waitUntil("the proxy's memory back near its baseline", timeout: 30) {
+            rss = HostileProc.rssKB(proxy.pid)
+            return rss < watch.rssBaselineKB + 16 * 1024
+        }
+        XCTAssertLessThan(rss, watch.rssBaselineKB + 16 * 1024, "VmRSS kB after the large messages (baseline \(watch.rssBaselineKB))")
+        c.value.finish()
         watch.assertNormalClientWorks()
         watch.assertBackToBaseline()
     }

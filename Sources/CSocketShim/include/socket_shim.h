@@ -45,4 +45,8 @@ int pgsplit_eventfd_drain(int fd);
 /// Returns 0 or an error number.
 int pgsplit_thread_start(const char *name, void (*body)(void *), void *context);
 
+/// Fixes glibc's mmap threshold at `bytes`, which also stops glibc from raising it to the size of
+/// each large block freed. Returns mallopt's result (1 on success).
+int pgsplit_fix_mmap_threshold(int bytes);
+
 #endif
