@@ -249,6 +249,19 @@ def test_listen_notify_reaches_an_idle_client():
         assert listener.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_own_notifications_carry_the_sessions_process_id():
+    # Clients skip their own notifications by comparing Notify.pid with their backend pid — which,
+    # through pgsplit, is the proxy's: its own notifications must carry it; others keep theirs.
+    chan = unique("compat_self")
+    with connect(autocommit=True) as c, connect(autocommit=True) as other:
+        c.execute(f"LISTEN {chan}")
+        c.execute(f"NOTIFY {chan}, 'mine'")
+        other.execute(f"NOTIFY {chan}, 'theirs'")
+        got = [(n.payload, n.pid) for n in c.notifies(timeout=10, stop_after=2)]
+        assert got[0] == ("mine", c.info.backend_pid)
+        assert got[1][0] == "theirs" and got[1][1] != c.info.backend_pid
+
+
 def test_pipeline_units_on_both_backends_stay_in_order(table):
     """Sync after each statement: reads are units for main, writes units for writeable, pipelined
     together; the answers must come back in the order sent."""

@@ -59,6 +59,9 @@ public struct Session {
     var defaultSerializable = false
     /// What the client set at login: RESET and DISCARD ALL return the defaults to these.
     let startupDefaults: TransactionDefaults
+    /// The process ID the client was given (its BackendKeyData), and each backend's own.
+    public var clientProcessID: Int32 = 0
+    var backendProcessIDs: [Int32] = [0, 0]
 
     var units = UnitQueue()
     /// The statement list simple queries are classified into, kept between queries so that
@@ -796,6 +799,12 @@ public struct Session {
         while !closed {
             guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) else { break }
             let forward = backendMessage(role, f, buffer)
+            if forward && f.type == UInt8(ascii: "A"), let own = ownNotification(role, f, buffer) {
+                // Sent by this session's own backend: the client knows it by the proxy's process ID.
+                if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
+                own.withUnsafeBytes { out.sendToClient($0) }
+                runStart = f.end
+            }
             if !forward {
                 if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
                 runStart = f.end
@@ -977,6 +986,27 @@ public struct Session {
         settings.hasWriteable = hasWriteable
         for role in roles { backends[role.rawValue] = BackendState() }
         if !hasWriteable { pinned = nil }
+    }
+
+    /// A NotificationResponse from `role`'s own process, with the process ID the client was given in
+    /// place of the backend's: clients tell their own notifications apart by comparing the two
+    /// (psycopg's `Notify.pid` with `info.backend_pid`, asyncpg's listener with `get_server_pid()`).
+    /// Nil for another session's notification, which keeps its sender's ID.
+    func ownNotification(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> [UInt8]? {
+        let backendID = backendProcessIDs[role.rawValue]
+        guard backendID != 0, clientProcessID != 0, f.end - f.payloadStart >= 4 else { return nil }
+        var sender: Int32 = 0
+        for i in 0..<4 { sender = sender << 8 | Int32(buffer[f.payloadStart + i]) }
+        guard sender == backendID else { return nil }
+        var copy = Array(buffer[f.start..<f.end])
+        let offset = f.payloadStart - f.start
+        for i in 0..<4 { copy[offset + i] = UInt8(truncatingIfNeeded: clientProcessID >> (24 - 8 * i)) }
+        return copy
+    }
+
+    /// The process ID `role`'s backend reported (BackendKeyData); 0 when unknown.
+    public mutating func setBackendProcessID(_ processID: Int32, for role: BackendRole) {
+        backendProcessIDs[role.rawValue] = processID
     }
 
     /// The shell opened `role` (connected, authenticated, startup parameters applied).

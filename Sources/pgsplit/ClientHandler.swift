@@ -352,6 +352,7 @@ final class ClientHandler: @unchecked Sendable {
             finishLogin(greeting: known.greeting)
         } else {
             session?.backendOpened(role)
+            session?.setBackendProcessID(backend.keyData?.processID ?? 0, for: role)
         }
         if !opened.leftover.isEmpty {
             opened.leftover.withUnsafeBytes { backendRead(role, $0) }
@@ -428,6 +429,10 @@ final class ClientHandler: @unchecked Sendable {
                                                     logRouting: config.logRouting),
                           classifier: server.classifier(for: databaseName), mainIsOpen: mainIsOpen,
                           defaults: defaults)
+        session!.clientProcessID = cancelKey.processID
+        if let main = backends[BackendRole.main.rawValue] {
+            session!.setBackendProcessID(main.keyData?.processID ?? 0, for: .main)
+        }
         phase = .ready
     }
 

@@ -44,6 +44,21 @@ final class SessionRoutingTests: XCTestCase {
                        "only units with more than a SHOW of writeable count as writes")
     }
 
+    /// A notification sent by this session's own backend carries the process ID the client was given
+    /// (clients compare the two to skip their own); another session's keeps its sender's.
+    func testOwnNotificationsCarryTheClientsProcessID() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.session.clientProcessID = 42
+        h.session.setBackendProcessID(0x0102_0304, for: .writeable)
+        func notification(_ pid: [UInt8]) -> [UInt8] { Wire.message("A", pid + Wire.cstr("ch") + Wire.cstr("p")) }
+        h.client(Wire.query("NOTIFY ch, 'p'"))
+        h.backend(.writeable, Wire.commandComplete("NOTIFY") + notification([1, 2, 3, 4]) + Wire.ready()
+                  + notification([9, 9, 9, 9]))
+        XCTAssertEqual(h.out.events.compactMap { if case .toClient(let b) = $0 { return b } else { return nil } }.reduce([], +),
+                       Wire.commandComplete("NOTIFY") + notification([0, 0, 0, 42]) + Wire.ready() + notification([9, 9, 9, 9]))
+    }
+
     func testNoWriteableSendsWritesToMain() {
         var h = Harness(hasWriteable: false)
         h.client(Wire.query("INSERT INTO t VALUES (1)"))
