@@ -206,7 +206,9 @@ public struct Session {
         swap(&statements, &classified)
         defer { swap(&statements, &classified) }
         classifier.classify(utf8: sql, into: &statements)
-        if deferBegin(statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)
+        // Only transaction control is held or answered here: most queries skip both calls.
+        if statements.count == 1 && statements[0].transaction != nil,
+           deferBegin(statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)
             || finishDeferredBeginLocally(statements, &out) {
             return frame.end
         }
