@@ -279,15 +279,12 @@ public struct Session {
             case .frame(let f):
                 switch f.type {
                 case UInt8(ascii: "P"):
-                    guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
-                          let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else {
+                    guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else {
                         protocolViolation("malformed Parse message", &out)
                         return buffer.count
                     }
                     let name = string(buffer, nameRange)
-                    let parse = UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end])
-                    let qc = statements.classification(of: name, ifSameAs: parse, version: classifierVersion)
-                        ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
+                    let qc = classes(ofParse: f, name: name, sql: sqlRange, in: buffer)
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
                     parses.append(BatchParse(name: name, classes: qc, message: f.start..<f.end, sql: sqlRange))
@@ -296,8 +293,7 @@ public struct Session {
                     }
                     if firstText == nil { firstText = sqlRange }
                 case UInt8(ascii: "B"):
-                    guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
-                          let stmtRange = cStringRange(buffer, from: portalRange.upperBound + 1, limit: f.end) else {
+                    guard let (_, stmtRange) = leadingCStrings(buffer, f) else {
                         protocolViolation("malformed Bind message", &out)
                         return buffer.count
                     }
@@ -414,6 +410,15 @@ public struct Session {
         return offset
     }
 
+    /// What a Parse's statements do: the stored class when the statement is parsed again with the same
+    /// text (and the classifier has not changed since), else the classifier's answer.
+    @inline(__always)
+    func classes(ofParse f: Frame, name: String, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
+        statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
+                                  version: classifierVersion)
+            ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sql])).statements
+    }
+
     /// Whether the client's messages from `start` (the rest of a batch open on main) hold a statement
     /// that must run on writeable. Only complete messages are read; later ones are checked as they come.
     func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
@@ -424,16 +429,12 @@ public struct Session {
             offset = f.end
             switch f.type {
             case UInt8(ascii: "P"):
-                guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
-                      let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { break scan }
+                guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else { break scan }
                 let name = string(buffer, nameRange)
                 parsedNames.append(name)
-                infos += statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
-                                                   version: classifierVersion)
-                    ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sqlRange])).statements
+                infos += classes(ofParse: f, name: name, sql: sqlRange, in: buffer)
             case UInt8(ascii: "B"):
-                guard let portalRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
-                      let stmtRange = cStringRange(buffer, from: portalRange.upperBound + 1, limit: f.end) else { break scan }
+                guard let (_, stmtRange) = leadingCStrings(buffer, f) else { break scan }
                 let name = string(buffer, stmtRange)
                 if !parsedNames.contains(name), let known = statements.classes(of: name) { infos += known }
             case UInt8(ascii: "D"), UInt8(ascii: "E"), UInt8(ascii: "C"), UInt8(ascii: "H"):
@@ -518,8 +519,7 @@ public struct Session {
             offset = f.end
             switch f.type {
             case UInt8(ascii: "P"):
-                guard let nameRange = cStringRange(buffer, from: f.payloadStart, limit: f.end),
-                      let sqlRange = cStringRange(buffer, from: nameRange.upperBound + 1, limit: f.end) else { continue }
+                guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else { continue }
                 let known = parseIndex < parses.count ? parses[parseIndex].classes : nil
                 parseIndex += 1
                 rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: string(buffer, nameRange), known: known, on: role)

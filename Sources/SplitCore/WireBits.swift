@@ -45,6 +45,14 @@ func cStringRange(_ p: UnsafeRawBufferPointer, from at: Int, limit: Int) -> Rang
     return at..<(base.distance(to: UnsafeRawPointer(nul)))
 }
 
+/// The two strings a Parse (name, SQL) or Bind (portal, statement) message starts with.
+@inline(__always)
+func leadingCStrings(_ p: UnsafeRawBufferPointer, _ f: Frame) -> (first: Range<Int>, second: Range<Int>)? {
+    guard let first = cStringRange(p, from: f.payloadStart, limit: f.end),
+          let second = cStringRange(p, from: first.upperBound + 1, limit: f.end) else { return nil }
+    return (first, second)
+}
+
 func string(_ p: UnsafeRawBufferPointer, _ r: Range<Int>) -> String {
     // The unnamed statement and portal, named in every extended-protocol batch: no decoding.
     if r.isEmpty { return "" }
