@@ -104,6 +104,15 @@ func drainOpenSSLErrors() -> String {
     return reasons.joined(separator: "; ")
 }
 
+/// The tls-server-end-point channel binding data of a certificate (RFC 5929), or nil when its
+/// signature algorithm names no usable hash.
+func tlsServerEndPoint(of certificate: OpaquePointer?) -> [UInt8]? {
+    guard let certificate else { return nil }
+    var hash = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+    let length = Int(pgsplit_certificate_end_point_hash(certificate, &hash))
+    return length > 0 ? Array(hash.prefix(length)) : nil
+}
+
 /// An OpenSSL `SSL_CTX`: certificates, CA, protocol range and ciphers, shared by many connections.
 ///
 /// Sendable: the `SSL_CTX` is fully configured in `init` and never changed afterwards; OpenSSL
@@ -112,6 +121,9 @@ public final class TLSContext: @unchecked Sendable {
     /// The `SSL_CTX*`; immutable after init (see the class comment).
     let context: OpaquePointer
     public let configuration: TLSConfiguration
+    /// A server's tls-server-end-point channel binding data: the same for every connection, so
+    /// hashed once. Nil for a client context, or when the certificate's hash is unusable.
+    public let serverEndPoint: [UInt8]?
 
     public init(_ configuration: TLSConfiguration) throws(TLSError) {
         self.configuration = configuration
@@ -193,6 +205,7 @@ public final class TLSContext: @unchecked Sendable {
                 SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
             }
         }
+        serverEndPoint = configuration.role == .server ? tlsServerEndPoint(of: SSL_CTX_get0_certificate(context)) : nil
         ERR_clear_error()
     }
 

@@ -12,6 +12,10 @@ public struct TLSPeerInfo: Sendable, Equatable {
     public var presentedCertificate: Bool
     /// The certificate subject's common name; nil without a certificate or CN (or a CN with a NUL byte).
     public var commonName: String?
+    /// tls-server-end-point channel binding data (RFC 5929): the hash of the server's certificate —
+    /// ours when we are the server, the peer's when we are the client. Nil when the certificate's
+    /// signature names no usable hash; SCRAM then runs without channel binding.
+    public var channelBinding: [UInt8]?
 }
 
 /// One connection's OpenSSL state: the `SSL` object between two memory BIOs. The socket never
@@ -155,11 +159,13 @@ final class TLSSession {
     func peerInfo() -> TLSPeerInfo {
         let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown"
         let cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)).map { String(cString: $0) } ?? "unknown"
-        var info = TLSPeerInfo(protocolVersion: version, cipher: cipher, presentedCertificate: false, commonName: nil)
+        var info = TLSPeerInfo(protocolVersion: version, cipher: cipher, presentedCertificate: false, commonName: nil,
+                               channelBinding: context.serverEndPoint)
         if let certificate = SSL_get1_peer_certificate(ssl) {
             defer { X509_free(certificate) }
             info.presentedCertificate = true
             info.commonName = Self.commonName(certificate)
+            if context.configuration.role == .client { info.channelBinding = tlsServerEndPoint(of: certificate) }
         }
         return info
     }

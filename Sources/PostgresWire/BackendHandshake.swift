@@ -43,6 +43,16 @@ public enum BackendHandshakeAction: Sendable {
     case failed(BackendHandshakeFailure)
 }
 
+/// libpq's `channel_binding` for a backend login: whether SCRAM binds itself to the TLS channel
+/// (SCRAM-SHA-256-PLUS), which proves no one in between holds the server's certificate.
+public enum ChannelBindingPolicy: String, Sendable, CaseIterable {
+    case disable
+    /// Bind when the connection is TLS and the server offers it (libpq's default).
+    case prefer
+    /// Refuse a server that does not authenticate with channel binding.
+    case require
+}
+
 /// The proxy logging in to a backend: startup, authentication, parameters up to the first
 /// ReadyForQuery. Feed it each framed message; it performs no I/O.
 public struct BackendHandshake: Sendable {
@@ -68,14 +78,29 @@ public struct BackendHandshake: Sendable {
     private var keyData: BackendKeyData?
     /// Tests replaying a captured conversation fix the SCRAM client nonce.
     var scramNonce: String?
+    public let channelBindingPolicy: ChannelBindingPolicy
+    /// Whether the connection runs over TLS, and the server certificate's tls-server-end-point data
+    /// (nil when its hash is unusable); see `useTLS(endPoint:)`.
+    private var onTLS = false
+    private var endPoint: [UInt8]?
+    /// This login uses SCRAM-SHA-256-PLUS: what `require` insists on.
+    private var boundSCRAM = false
 
     /// `parameters` are extra startup parameters (application_name, options, client_encoding,
     /// ...); "user" and "database" are taken from the arguments.
-    public init(user: String, database: String, parameters: [(String, String)] = [], credential: BackendCredential) {
+    public init(user: String, database: String, parameters: [(String, String)] = [], credential: BackendCredential,
+                channelBinding: ChannelBindingPolicy = .prefer) {
         self.user = user
         self.database = database
         self.parameters = parameters.filter { $0.0 != "user" && $0.0 != "database" }
         self.credential = credential
+        channelBindingPolicy = channelBinding
+    }
+
+    /// Tells the login that TLS is up (before `start()`), with the data SCRAM binds to.
+    public mutating func useTLS(endPoint: [UInt8]?) {
+        onTLS = true
+        self.endPoint = endPoint
     }
 
     /// The StartupMessage to send first.
@@ -114,8 +139,15 @@ public struct BackendHandshake: Sendable {
     private mutating func receivedAuthentication(_ request: AuthenticationRequest) throws(WireDecodingError) -> BackendHandshakeAction {
         switch (request, state) {
         case (.ok, .startupSent), (.ok, .passwordSent):
+            if channelBindingPolicy == .require, !boundSCRAM {
+                return fail("channel binding required, but server authenticated client without channel binding")
+            }
             state = .authenticated
             return .wait
+
+        case (.cleartextPassword, .startupSent) where channelBindingPolicy == .require,
+             (.md5Password, .startupSent) where channelBindingPolicy == .require:
+            return fail("channel binding required but not supported by server's authentication request")
 
         case (.cleartextPassword, .startupSent):
             guard case .password(let password) = credential else {
@@ -139,19 +171,35 @@ public struct BackendHandshake: Sendable {
             return .send(bytes)
 
         case (.sasl(let mechanisms), .startupSent):
-            guard mechanisms.contains(SCRAMSecret.mechanism) else {
+            let binding: SCRAMClient.ChannelBinding
+            switch channelBindingPolicy {
+            case .disable:
+                binding = .notSupported
+            case .prefer, .require:
+                if onTLS, let endPoint, mechanisms.contains(SCRAMSecret.mechanismWithChannelBinding) {
+                    binding = .tlsServerEndPoint(endPoint)
+                } else if channelBindingPolicy == .require {
+                    return fail(onTLS ? "channel binding is required, but server did not offer an authentication method that supports channel binding"
+                                      : "channel binding is required, but the connection to the server does not use TLS")
+                } else {
+                    binding = onTLS && endPoint != nil ? .supportedButNotOffered : .notSupported
+                }
+            }
+            if case .tlsServerEndPoint = binding { boundSCRAM = true }
+            guard boundSCRAM || mechanisms.contains(SCRAMSecret.mechanism) else {
                 return fail("server offered SASL mechanisms \(mechanisms.joined(separator: ", ")), none supported")
             }
             var client: SCRAMClient
             switch credential {
-            case .password(let password): client = SCRAMClient(password: password, nonce: scramNonce)
-            case .scramKeys(let clientKey, let serverKey): client = SCRAMClient(clientKey: clientKey, serverKey: serverKey, nonce: scramNonce)
+            case .password(let password): client = SCRAMClient(password: password, nonce: scramNonce, channelBinding: binding)
+            case .scramKeys(let clientKey, let serverKey):
+                client = SCRAMClient(clientKey: clientKey, serverKey: serverKey, nonce: scramNonce, channelBinding: binding)
             default: return fail("server asked for SCRAM-SHA-256 but \(credentialKnown)")
             }
             let first = client.clientFirstMessage()
             state = .saslStarted(client)
             var bytes: [UInt8] = []
-            bytes.writeSASLInitialResponse(mechanism: SCRAMSecret.mechanism, data: first)
+            bytes.writeSASLInitialResponse(mechanism: client.mechanism, data: first)
             return .send(bytes)
 
         case (.saslContinue(let data), .saslStarted(var client)):

@@ -44,7 +44,9 @@ public struct ClientAuthenticator: Sendable {
     public let user: String
     private var plan: Plan
 
-    public init(method: ClientAuthMethod, user: String, storedSecret: String?) {
+    /// `channelBinding`: the TLS connection's tls-server-end-point data (nil without TLS); with it,
+    /// SCRAM-SHA-256-PLUS is offered as PostgreSQL offers it.
+    public init(method: ClientAuthMethod, user: String, storedSecret: String?, channelBinding: [UInt8]? = nil) {
         self.user = user
         let scramSecret = storedSecret.flatMap(SCRAMSecret.init(parsing:))
         let isMD5 = storedSecret.map(MD5Auth.isMD5Hash) ?? false
@@ -59,15 +61,16 @@ public struct ClientAuthenticator: Sendable {
                 plan = .md5(storedHash: hash, salt: MD5Auth.randomSalt())
             } else {
                 // A SCRAM secret, or an unknown user (PostgreSQL then fakes its default, SCRAM).
-                plan = .scram(scramSecret.map { SCRAMServer(secret: $0) } ?? .mock(user: user), started: false)
+                plan = .scram(scramSecret.map { SCRAMServer(secret: $0, channelBinding: channelBinding) }
+                                  ?? .mock(user: user, channelBinding: channelBinding), started: false)
             }
         case .scramSHA256:
             if let scramSecret {
-                plan = .scram(SCRAMServer(secret: scramSecret), started: false)
+                plan = .scram(SCRAMServer(secret: scramSecret, channelBinding: channelBinding), started: false)
             } else if let storedSecret, !isMD5 {
-                plan = .scram(SCRAMServer(secret: .make(password: storedSecret)), started: false)
+                plan = .scram(SCRAMServer(secret: .make(password: storedSecret), channelBinding: channelBinding), started: false)
             } else {
-                plan = .scram(.mock(user: user), started: false)
+                plan = .scram(.mock(user: user, channelBinding: channelBinding), started: false)
             }
         }
     }
@@ -84,8 +87,8 @@ public struct ClientAuthenticator: Sendable {
             bytes.writeAuthenticationCleartextPassword()
         case .md5(_, let salt):
             bytes.writeAuthenticationMD5Password(salt: salt)
-        case .scram:
-            bytes.writeAuthenticationSASL(mechanisms: [SCRAMSecret.mechanism])
+        case .scram(let server, _):
+            bytes.writeAuthenticationSASL(mechanisms: server.mechanisms)
         case .finished:
             return protocolViolation("authentication already finished")
         }
@@ -133,11 +136,11 @@ public struct ClientAuthenticator: Sendable {
                     do { initial = try SASLInitialResponse.decode(payload) } catch {
                         return protocolViolation("malformed SASL message")
                     }
-                    guard initial.mechanism == SCRAMSecret.mechanism else {
+                    guard server.mechanisms.contains(initial.mechanism) else {
                         return protocolViolation("client selected an invalid SASL authentication mechanism")
                     }
                     guard let data = initial.data else { return scramMalformed("client-first-message is missing") }
-                    bytes.writeAuthenticationSASLContinue(data: try server.receiveClientFirst(data))
+                    bytes.writeAuthenticationSASLContinue(data: try server.receiveClientFirst(data, mechanism: initial.mechanism))
                     plan = .scram(server, started: true)
                     return .send(bytes)
                 }
@@ -149,6 +152,11 @@ public struct ClientAuthenticator: Sendable {
                 return passwordFailed()
             } catch .malformed(let detail) {
                 return scramMalformed(detail)
+            } catch .bindingNegotiation(let detail) {
+                return fail(ErrorFields(severity: "FATAL", code: SQLState.protocolViolation,
+                                        message: "SCRAM channel binding negotiation error", detail: detail))
+            } catch .bindingCheckFailed {
+                return protocolViolation("SCRAM channel binding check failed")
             } catch .unsupported(let detail) {
                 return fail(ErrorFields(severity: "FATAL", code: SQLState.featureNotSupported, message: detail))
             } catch {

@@ -1,5 +1,6 @@
-/// The client side of SCRAM-SHA-256 as PostgreSQL speaks it: no channel binding (gs2 header
-/// "n,,") and an empty user name (the server takes the user from the startup packet).
+/// The client side of SCRAM-SHA-256 as PostgreSQL speaks it, with an empty user name (the server
+/// takes the user from the startup packet), and with tls-server-end-point channel binding
+/// (SCRAM-SHA-256-PLUS) when the caller asks for it.
 ///
 /// Steps: `clientFirstMessage()`, then `receiveServerFirst(_:)` gives client-final, then
 /// `verifyServerFinal(_:)` checks that the server knew the secret too.
@@ -16,25 +17,53 @@ public struct SCRAMClient: Sendable {
         case done
     }
 
+    /// What the gs2 header says about channel binding.
+    public enum ChannelBinding: Sendable, Equatable {
+        /// "n": no TLS, or binding switched off.
+        case notSupported
+        /// "y": on TLS, but the server did not offer SCRAM-SHA-256-PLUS (a server on TLS that
+        /// offers it would see a downgrade and refuse).
+        case supportedButNotOffered
+        /// "p=tls-server-end-point" with the server certificate's hash: SCRAM-SHA-256-PLUS.
+        case tlsServerEndPoint([UInt8])
+    }
+
     private let credential: Credential
     private let clientNonce: String
     private var state = State.initial
-    private static let gs2Header = "n,,"
+    private let gs2Header: String
+    /// The c= attribute's content: the gs2 header, then the binding data when bound.
+    private let bindingInput: [UInt8]
+
+    /// The SASL mechanism name to send with the first message.
+    public let mechanism: String
 
     /// The keys used (known after the server-first message when starting from a password).
     public private(set) var keys: SCRAMKeys?
 
-    public init(password: String, nonce: String? = nil) {
+    public init(password: String, nonce: String? = nil, channelBinding: ChannelBinding = .notSupported) {
         credential = .password(password)
         clientNonce = nonce ?? SCRAMAttributes.randomNonce()
+        (gs2Header, bindingInput, mechanism) = Self.binding(channelBinding)
     }
 
     /// Authenticates with keys learned elsewhere (e.g. from a client's SCRAM login through the
     /// proxy). They only work if the server's secret uses the salt and iterations they came from.
-    public init(clientKey: [UInt8], serverKey: [UInt8], nonce: String? = nil) {
+    public init(clientKey: [UInt8], serverKey: [UInt8], nonce: String? = nil, channelBinding: ChannelBinding = .notSupported) {
         credential = .keys(SCRAMKeys(clientKey: clientKey, serverKey: serverKey))
         keys = SCRAMKeys(clientKey: clientKey, serverKey: serverKey)
         clientNonce = nonce ?? SCRAMAttributes.randomNonce()
+        (gs2Header, bindingInput, mechanism) = Self.binding(channelBinding)
+    }
+
+    private static func binding(_ binding: ChannelBinding) -> (header: String, input: [UInt8], mechanism: String) {
+        switch binding {
+        case .notSupported: ("n,,", Array("n,,".utf8), SCRAMSecret.mechanism)
+        case .supportedButNotOffered: ("y,,", Array("y,,".utf8), SCRAMSecret.mechanism)
+        case .tlsServerEndPoint(let data):
+            ("p=\(SCRAMServer.channelBindingType),,", Array("p=\(SCRAMServer.channelBindingType),,".utf8) + data,
+             SCRAMSecret.mechanismWithChannelBinding)
+        }
     }
 
     private var clientFirstBare: String { "n=,r=\(clientNonce)" }
@@ -42,7 +71,7 @@ public struct SCRAMClient: Sendable {
     /// The data of the SASLInitialResponse.
     public mutating func clientFirstMessage() -> [UInt8] {
         state = .sentFirst
-        return Array((Self.gs2Header + clientFirstBare).utf8)
+        return Array((gs2Header + clientFirstBare).utf8)
     }
 
     /// Consumes server-first (SASLContinue data) and returns client-final (SASLResponse data).
@@ -77,7 +106,7 @@ public struct SCRAMClient: Sendable {
         }
         self.keys = keys
 
-        let channelBinding = Base64.encode(Array(Self.gs2Header.utf8))
+        let channelBinding = Base64.encode(bindingInput)
         let finalWithoutProof = "c=\(channelBinding),r=\(nonce)"
         let authMessage = Array("\(clientFirstBare),\(serverFirst),\(finalWithoutProof)".utf8)
         let storedKey = Crypto.sha256(keys.clientKey)

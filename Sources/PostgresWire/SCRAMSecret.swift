@@ -14,6 +14,10 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
     case serverError(String)
     /// A message arrived in the wrong step.
     case unexpectedMessage
+    /// The client could bind to the channel but was told it cannot: a downgrade between the two.
+    case bindingNegotiation(String)
+    /// The channel binding data differs from the connection's: the client saw another certificate.
+    case bindingCheckFailed
 
     public var description: String {
         switch self {
@@ -23,6 +27,8 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .serverSignatureMismatch: "incorrect server signature"
         case .serverError(let detail): "SCRAM error from server: \(detail)"
         case .unexpectedMessage: "unexpected SCRAM message"
+        case .bindingNegotiation(let detail): "SCRAM channel binding negotiation error: \(detail)"
+        case .bindingCheckFailed: "SCRAM channel binding check failed"
         }
     }
 }
@@ -31,6 +37,8 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
 /// `SCRAM-SHA-256$<iterations>:<salt base64>$<StoredKey base64>:<ServerKey base64>`.
 public struct SCRAMSecret: Equatable, Sendable {
     public static let mechanism = "SCRAM-SHA-256"
+    /// SCRAM with channel binding, offered on TLS connections.
+    public static let mechanismWithChannelBinding = "SCRAM-SHA-256-PLUS"
     public static let defaultIterations = 4096
     /// Above this a secret or a server's challenge is refused: PBKDF2 runs on an event loop.
     public static let maximumIterations = 1_000_000

@@ -16,6 +16,8 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
     public let user: String?
     public let password: String?
     public let sslmode: String?
+    /// libpq's channel_binding: disable, prefer (when nil) or require.
+    public let channelBinding: String?
 
     /// `parameters.hashValue`, computed once: the pool looks addresses up at every login, and the
     /// typed properties are views of `parameters`, so these two decide equality alone.
@@ -32,6 +34,7 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
     public static let defaultHost = "localhost"
     public static let defaultPort = 5432
     static let sslModes: Set<String> = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+    static let channelBindingModes: Set<String> = ["disable", "prefer", "require"]
 
     /// Builds the address from pairs, checking the values libpq would reject.
     public init(parameters: [ConnectionParameter]) throws(ConnectionStringProblem) {
@@ -51,6 +54,14 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
             throw ConnectionStringProblem(
                 "sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full, got \"\(sslmode)\"")
         }
+        if let binding = value("channel_binding") {
+            guard Self.channelBindingModes.contains(binding) else {
+                throw ConnectionStringProblem("channel_binding must be one of disable, prefer, require, got \"\(binding)\"")
+            }
+            if binding == "require", value("sslmode") == "disable" {
+                throw ConnectionStringProblem("channel_binding=require needs TLS, but sslmode=disable turns it off")
+            }
+        }
         if let timeout = value("connect_timeout"), Int(timeout) == nil {
             throw ConnectionStringProblem("connect_timeout must be a whole number of seconds, got \"\(timeout)\"")
         }
@@ -63,6 +74,7 @@ public struct BackendAddress: Sendable, Hashable, CustomStringConvertible {
         self.user = value("user").flatMap { $0.isEmpty ? nil : $0 }
         self.password = value("password")
         self.sslmode = value("sslmode")
+        self.channelBinding = value("channel_binding")
     }
 
     /// Parses a connection string. With `base`, keys it does not set are taken from `base`, except

@@ -14,7 +14,7 @@ public struct ConnectionParameter: Sendable, Hashable {
 enum ConnectionString {
     static let knownKeys: Set<String> = [
         "host", "hostaddr", "port", "dbname", "user", "password",
-        "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword",
+        "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding",
         "application_name", "options", "connect_timeout", "target_session_attrs", "client_encoding",
     ]
 

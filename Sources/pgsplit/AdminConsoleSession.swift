@@ -25,7 +25,8 @@ extension ClientHandler {
         case .password: method = .password
         default: method = .scramSHA256
         }
-        var authenticator = ClientAuthenticator(method: method, user: user, storedSecret: loginSecret(for: method))
+        var authenticator = ClientAuthenticator(method: method, user: user, storedSecret: loginSecret(for: method),
+                                                channelBinding: client.tlsPeer?.channelBinding)
         let action = authenticator.start()
         phase = .authenticating(authenticator)
         handleAuthAction(action)

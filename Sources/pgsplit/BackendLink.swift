@@ -234,7 +234,8 @@ final class HandshakeDriver {
         self.connection = connection
         self.label = login.address.label
         self.handshake = BackendHandshake(user: login.user, database: login.database, parameters: login.parameters,
-                                          credential: login.credential)
+                                          credential: login.credential,
+                                          channelBinding: login.address.channelBinding.flatMap(ChannelBindingPolicy.init(rawValue:)) ?? .prefer)
         self.completion = completion
     }
 
@@ -244,6 +245,7 @@ final class HandshakeDriver {
                          onClose: { [self] error in
                              finish(.failure(.unreachable("\(label) closed the connection during login\(error.map { ": \($0)" } ?? "")")))
                          })
+        if let tls = connection.tlsPeer { handshake.useTLS(endPoint: tls.channelBinding) }
         connection.write(handshake.start())
     }
 

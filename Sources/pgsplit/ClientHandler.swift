@@ -233,7 +233,8 @@ final class ClientHandler: @unchecked Sendable {
             default: method = .scramSHA256
             }
             var authenticator = ClientAuthenticator(method: method, user: user,
-                                                    storedSecret: loginSecret(for: method))
+                                                    storedSecret: loginSecret(for: method),
+                                                    channelBinding: client.tlsPeer?.channelBinding)
             let action = authenticator.start()
             phase = .authenticating(authenticator)
             handleAuthAction(action)

@@ -173,6 +173,65 @@ final class TLSTests: ProxyTestCase {
         XCTAssertTrue(wrongResult.stderr.contains("could not be verified"), wrongResult.stderr)
     }
 
+    /// SCRAM-SHA-256-PLUS on both sides: libpq insists on it towards the proxy, the proxy insists on
+    /// it towards both servers. A proof computed over another certificate's hash would be refused by
+    /// the other end ("channel binding check failed"), so each login that succeeds shows both ends
+    /// hashed the same certificate.
+    func testChannelBindingRequiredByTheClientAndTowardsTheBackends() throws {
+        _ = try pairCA()
+        let proxy = try startProxy(auth: "scram-sha-256", settings: tlsSettings(mode: "require"), databases: """
+            [database app]
+            main = host=127.0.0.1 port=\(cluster.replicaPort) dbname=app user=app_ro password=app_ro sslmode=require channel_binding=require
+            writeable = host=127.0.0.1 port=\(cluster.primaryPort) user=app_rw password=app_rw sslmode=require channel_binding=require
+            """)
+        let env = ["PGPASSWORD": "app_rw", "PGSSLMODE": "", "PGSSLROOTCERT": "", "PGCHANNELBINDING": ""]
+        func run(_ extra: String, _ sql: String, password: String = "app_rw") -> (status: Int32, stdout: String, stderr: String) {
+            let conninfo = "host=localhost port=\(proxy.port) dbname=app user=app_rw connect_timeout=30 sslmode=require \(extra)"
+            return runProcess(toolPath("psql"), ["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+                              environment: env.merging(["PGPASSWORD": password]) { $1 })
+        }
+        let read = run("channel_binding=require", "SELECT inet_server_port(), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
+        XCTAssertEqual(read.status, 0, read.stderr)
+        XCTAssertEqual(read.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(replica)|t")
+        let write = run("channel_binding=require", "/* pgsplit: writeable */ SELECT inet_server_port(), pg_is_in_recovery()")
+        XCTAssertEqual(write.status, 0, write.stderr)
+        XCTAssertEqual(write.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(primary)|f")
+        // Binding does not let a wrong password in, and clients that do not bind still get in.
+        let wrong = run("channel_binding=require", "SELECT 1", password: "nope")
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("password authentication failed for user \"app_rw\""), wrong.stderr)
+        for mode in ["prefer", "disable"] {
+            let other = run("channel_binding=\(mode)", "SELECT 1")
+            XCTAssertEqual(other.status, 0, "channel_binding=\(mode): \(other.stderr)")
+        }
+
+        // Without TLS there is nothing to bind to: libpq's require is refused, by libpq.
+        let plain = try startProxy(auth: "scram-sha-256")
+        let unbound = runProcess(toolPath("psql"), ["-X", "-At", "-d", "host=127.0.0.1 port=\(plain.port) dbname=app user=app_rw sslmode=disable channel_binding=require", "-c", "SELECT 1"],
+                                 environment: env)
+        XCTAssertNotEqual(unbound.status, 0)
+        XCTAssertTrue(unbound.stderr.contains("channel binding"), unbound.stderr)
+    }
+
+    func testBackendChannelBindingRequireRefusesAnMD5LoginAtStartup() throws {
+        _ = try pairCA()
+        // bob's secret on the servers is md5: no SCRAM, so no channel binding.
+        let proxy = try makeProxy(databases: """
+            [database app]
+            main = host=127.0.0.1 port=\(cluster.replicaPort) dbname=app user=bob password=bob-secret sslmode=require channel_binding=require
+            """)
+        let (status, stderr) = proxy.runToExit(["--check"])
+        XCTAssertNotEqual(status, 0, stderr)
+        XCTAssertTrue(stderr.contains("channel binding required but not supported by server's authentication request"), stderr)
+        // The same login without the requirement is fine.
+        let relaxed = try makeProxy(databases: """
+            [database app]
+            main = host=127.0.0.1 port=\(cluster.replicaPort) dbname=app user=bob password=bob-secret sslmode=require
+            """)
+        let accepted = relaxed.runToExit(["--check"])
+        XCTAssertEqual(accepted.status, 0, accepted.stderr)
+    }
+
     func testBackendRequireRefusesAServerWithoutTLS() throws {
         let fake = try FakePostgresServer() // answers SSLRequest with N
         defer { fake.stop() }

@@ -144,7 +144,8 @@ final class SCRAMTests: XCTestCase {
 
     func testServerRejectsMalformedAndUnsupported() throws {
         let cases: [(String, SCRAMError)] = [
-            ("p=tls-server-end-point,,n=,r=abc", .unsupported("channel binding was requested, but it is not supported")),
+            ("p=tls-server-end-point,,n=,r=abc",
+             .malformed("The client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data.")),
             ("n,a=admin,n=,r=abc", .unsupported("client uses authorization identity, but it is not supported")),
             ("n,,m=ext,n=,r=abc", .unsupported("client requires an unsupported SCRAM extension")),
             ("x,,n=,r=abc", .malformed("unexpected channel-binding flag \"x\"")),
@@ -157,7 +158,7 @@ final class SCRAMTests: XCTestCase {
                 XCTAssertEqual($0 as? SCRAMError, expected, message)
             }
         }
-        // "y,," (client could bind, thinks we cannot) is accepted and must be echoed as c=eSws.
+        // Without TLS, "y,," (client could bind, thinks we cannot) is accepted and must be echoed as c=eSws.
         var server = SCRAMServer(secret: .make(password: "x", iterations: 1), nonce: "S")
         _ = try server.receiveClientFirst(Array("y,,n=,r=C".utf8))
         XCTAssertThrowsError(try server.receiveClientFinal(Array("c=biws,r=CS,p=AAAA".utf8))) {

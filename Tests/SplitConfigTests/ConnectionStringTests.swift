@@ -46,9 +46,21 @@ final class ConnectionStringTests: XCTestCase {
 
     func testAllKnownKeysAreAccepted() throws {
         let text = ConnectionString.knownKeys.sorted().map { key in
-            key == "port" || key == "connect_timeout" ? "\(key)=5" : key == "sslmode" ? "sslmode=prefer" : "\(key)=v"
+            key == "port" || key == "connect_timeout" ? "\(key)=5" : key == "sslmode" ? "sslmode=prefer"
+                : key == "channel_binding" ? "channel_binding=require" : "\(key)=v"
         }.joined(separator: " ")
-        XCTAssertEqual(try BackendAddress(connectionString: text).parameters.count, 16)
+        XCTAssertEqual(try BackendAddress(connectionString: text).parameters.count, 17)
+    }
+
+    func testChannelBindingValues() throws {
+        XCTAssertEqual(try BackendAddress(connectionString: "host=h channel_binding=require").channelBinding, "require")
+        XCTAssertNil(try BackendAddress(connectionString: "host=h").channelBinding)
+        XCTAssertThrowsError(try BackendAddress(connectionString: "host=h channel_binding=yes")) {
+            XCTAssertEqual("\($0)", "channel_binding must be one of disable, prefer, require, got \"yes\"")
+        }
+        XCTAssertThrowsError(try BackendAddress(connectionString: "host=h sslmode=disable channel_binding=require")) {
+            XCTAssertEqual("\($0)", "channel_binding=require needs TLS, but sslmode=disable turns it off")
+        }
     }
 
     func testMemberwiseConvenience() {
