@@ -600,7 +600,10 @@ public struct Session {
                 readOnly = setReadOnly ?? readOnly
                 serializable = setSerializable
             }
-            if readOnly && !serializable { return (.main, .readOnlyTransaction) }
+            if readOnly && !serializable {
+                // Read-only, yet it must see the session's own writes: main may not have them yet.
+                return readsToWriteable ? (.writeable, .fallback) : (.main, .readOnlyTransaction)
+            }
             return (.writeable, .transaction)
         }
         if pinned != nil { return (.writeable, .pinned) }

@@ -105,6 +105,33 @@ final class OperationsReplicaTests: ProxyTestCase {
         XCTAssertEqual(try other.query(probe), [[replica, "1"]])
     }
 
+    /// A read-only transaction is a read too: after the session's write, while replay is paused, it
+    /// runs on the primary and sees the row (psycopg's `read_only`, asyncpg's `readonly=True` and
+    /// SQLAlchemy's `postgresql_readonly` open exactly these); once main has replayed, on the replica.
+    func testReadOnlyTransactionsSeeTheSessionsOwnWrites() throws {
+        try makeTable("ops_ryw_ro")
+        let proxy = try startProxy(settings: [fastHealth, "read_your_writes = lsn"])
+        let writer = try proxy.connect(user: "alice")
+        XCTAssertEqual(try writer.query("SELECT inet_server_port()"), [[replica]])
+        try own.setReplayPaused(true)
+        let m = marker("ro")
+        XCTAssertEqual(try writer.query("INSERT INTO ops_ryw_ro(v) VALUES ('\(m)') RETURNING inet_server_port()"), [[primary]])
+        let probe = "SELECT inet_server_port(), count(*), current_setting('transaction_read_only') FROM ops_ryw_ro WHERE v = '\(m)'"
+        for begin in [["BEGIN READ ONLY"], ["BEGIN", "SET TRANSACTION READ ONLY"],
+                      ["START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"]] {
+            for statement in begin { try writer.exec(statement) }
+            XCTAssertEqual(try writer.query(probe), [[primary, "1", "on"]], "\(begin): read-only, on the primary, with the row")
+            try writer.exec("COMMIT")
+        }
+        XCTAssertEqual(try onReplica("SELECT count(*) FROM ops_ryw_ro WHERE v = '\(m)'"), [["0"]], "replay is really paused")
+        try own.setReplayPaused(false)
+        waitUntil("read-only transactions return to the replica") {
+            guard (try? writer.exec("BEGIN READ ONLY")) != nil else { return false }
+            defer { _ = try? writer.exec("COMMIT") }
+            return (try? writer.query(probe)) == [[replica, "1", "on"]]
+        }
+    }
+
     /// read_your_writes = off: the writer's next read goes to the replica and misses its own row.
     func testReadYourWritesOffReadsTheReplicaAndMissesTheRow() throws {
         try makeTable("ops_ryw_off")

@@ -582,6 +582,33 @@ final class SessionDeferredBeginTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
     }
 
+    /// A read-only transaction must see the session's own writes like any read: while main has not
+    /// replayed them (or is down), the held BEGIN READ ONLY and its transaction go to writeable.
+    func testReadOnlyTransactionWaitsForTheSessionsWritesLikeAnyRead() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.session.readsToWriteable = true
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT count(*) FROM t"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", "SELECT count(*) FROM t"])
+        XCTAssertEqual(h.out.types(to: .main), "")
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
+        // The same through a plain BEGIN made read-only by SET TRANSACTION, and by the session default.
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("SET TRANSACTION READ ONLY"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).suffix(2), ["BEGIN", "SET TRANSACTION READ ONLY"])
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SET") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
+        // Once main has caught up, read-only transactions go back to it.
+        h.session.readsToWriteable = false
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
+    }
+
     /// The held BEGIN is answered with the tag the server would use; a BEGIN with modes PostgreSQL
     /// refuses is not held (the client must see the server's error, not a made-up BEGIN).
     func testHeldBeginAnswersWithItsOwnTagAndABadOneIsNotHeld() {
