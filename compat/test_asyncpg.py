@@ -209,3 +209,38 @@ def test_pool_connections_keep_reading_from_the_replica(table):
             await pool.close()
     run(body())
     assert primary_scalar(f"SELECT count(*) FROM {table}") == 5
+
+
+def test_cached_statement_after_alter_table_is_refused_then_prepared_again():
+    """asyncpg caches each statement's columns. A statement prepared on the replica, then run in a
+    transaction (on the primary) after its table changed: PostgreSQL answers 0A000 and asyncpg prepares
+    it again later. Through pgsplit the primary gets a fresh copy with the new columns, which must not
+    be used: before, asyncpg decoded it with the old ones ("unexpected trailing 4 bytes")."""
+    t = unique("compat_apg_alter")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {t} (n int)")
+        p.execute(f"GRANT SELECT ON {t} TO app_ro")
+        p.execute(f"INSERT INTO {t} VALUES (5)")
+    wait_replay()
+    query = f"SELECT n FROM {t}"
+
+    async def body():
+        c = await connect()
+        try:
+            for _ in range(3):
+                assert await c.fetchval(query) == 5
+            with direct_primary() as p:
+                p.execute(f"ALTER TABLE {t} ALTER COLUMN n TYPE bigint USING 12345678912")
+            with pytest.raises(asyncpg.exceptions.InvalidCachedStatementError):
+                async with c.transaction():
+                    await c.fetchval(query)
+            wait_replay()
+            assert await c.fetchval(query) == 12345678912
+            async with c.transaction():
+                assert await c.fetchval(query) == 12345678912
+        finally:
+            await c.close()
+    try:
+        run(body())
+    finally:
+        drop_table(t)

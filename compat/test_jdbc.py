@@ -19,6 +19,7 @@ CHECKS = [
     "batch_execute",
     "query_timeout_cancels_and_connection_works",
     "fetch_size_cursor_autocommit_off",
+    "cached_statement_after_alter_table",
 ]
 
 SOURCE = Path(__file__).resolve().parent / "java" / "CompatJdbc.java"

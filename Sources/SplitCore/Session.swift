@@ -92,6 +92,10 @@ public struct Session {
     /// A COPY FROM STDIN ran in an extended batch that ended with Sync, which PostgreSQL ignored in
     /// copy-in mode: the client's next Sync ends that unit, on this backend (tokio-postgres copies so).
     var copyOwesSync: BackendRole?
+    /// A statement's copy being compared with the client's before it runs (Session+ResultShapes.swift),
+    /// and whether any copy was found to differ.
+    var shapeCheck: ShapeCheck?
+    var refusedShapes = false
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
     public private(set) var closed = false
@@ -124,7 +128,7 @@ public struct Session {
     public mutating func clientInput<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ out: inout Out) -> Int {
         var offset = 0
         while !closed, offset < buffer.count {
-            if closingBatch { return offset }
+            if closingBatch || shapeCheck != nil { return offset }
             let frame: Frame
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -348,6 +352,7 @@ public struct Session {
             return batchEnd
         }
         guard ready(role, &out) else { return nil }
+        if startShapeCheck(needed: needed, on: role, &out) { return nil }
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
@@ -487,6 +492,16 @@ public struct Session {
             }
             guard backends[role.rawValue].prepared[name] != generation,
                   let statement = statements[name] else { continue }
+            if statement.shapeRefused & role.bit != 0 {
+                // Prepared here it would describe other columns than the client was given: leave it
+                // missing, so the client's Bind fails there and its error becomes PostgreSQL's 0A000.
+                if backends[role.rawValue].prepared[name] != nil {
+                    WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                    backends[role.rawValue].prepared[name] = nil
+                    swallow += 1
+                }
+                continue
+            }
             var bytes = WireEncode.close(statement: name)
             bytes.append(contentsOf: statement.parseMessage)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
@@ -547,6 +562,11 @@ public struct Session {
             // query): keep its bytes and class, only the generation is new.
             guard stored?.isSame(as: parse, version: version) == true else { return false }
             stored?.generation = generation
+            // A new statement for the client: earlier comparisons no longer hold.
+            if stored?.shapeChecked != 0 {
+                stored?.shapeChecked = 0
+                stored?.shapeRefused = 0
+            }
             return true
         }
         if !reparsed {
@@ -810,6 +830,11 @@ public struct Session {
                 own.withUnsafeBytes { out.sendToClient($0) }
                 runStart = f.end
             }
+            if forward && refusedShapes && f.type == UInt8(ascii: "E"), let changed = changedResultError(role, f, buffer) {
+                if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
+                changed.withUnsafeBytes { out.sendToClient($0) }
+                runStart = f.end
+            }
             if !forward {
                 if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
                 runStart = f.end
@@ -839,6 +864,9 @@ public struct Session {
         switch units.firstKind {
         case .replay:
             if f.type == UInt8(ascii: "E") { units.mutateFirst { $0.sawError = true } }
+            return false
+        case .shapeCheck:
+            noteShapeCheckAnswer(f, buffer)
             return false
         case .client:
             if units.firstSwallowLeft > 0 {
@@ -870,6 +898,10 @@ public struct Session {
                                                  _ out: inout Out) {
         guard let unit = units.popFirst() else { return }
         if unit.kind == .replay { return }
+        if unit.kind == .shapeCheck {
+            finishShapeCheckStep(&out)
+            return
+        }
         if copyInBackend == role { copyInBackend = nil }
         if copyOwesSync == role { copyOwesSync = nil }
         let status = f.end - f.payloadStart >= 1 ? buffer[f.payloadStart] : UInt8(ascii: "I")
@@ -1139,6 +1171,10 @@ struct PreparedStatement {
     var generation: UInt64
     /// The session's `classifierVersion` when `statements` was computed.
     var classifierVersion: Int
+    /// Backends (a bit per role) where the proxy compared its copy's columns with the client's, and
+    /// where they differed (Session+ResultShapes.swift).
+    var shapeChecked: UInt8 = 0
+    var shapeRefused: UInt8 = 0
 
     /// The stored class when `parse` is this statement's Parse message again, byte for byte, and the
     /// classifier has not changed since; nil otherwise.
@@ -1175,7 +1211,9 @@ final class SessionChanges {
 }
 
 struct Unit {
-    enum Kind { case client, replay }
+    /// `shapeCheck`: the proxy's own Describes of a statement, on the backend the client prepared it
+    /// on and on the one it is new to (Session+ResultShapes.swift); answered to no one.
+    enum Kind { case client, replay, shapeCheck }
     var backend: BackendRole
     var kind: Kind
     /// Responses to injected messages still to swallow.

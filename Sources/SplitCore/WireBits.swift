@@ -83,6 +83,10 @@ enum WireEncode {
         message(UInt8(ascii: "C")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name.utf8); $0.append(0) }
     }
 
+    static func describe(statement name: String) -> [UInt8] {
+        message(UInt8(ascii: "D")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name.utf8); $0.append(0) }
+    }
+
     /// Sync, for ending a batch the client left open at a Flush.
     static let sync: [UInt8] = message(UInt8(ascii: "S")) { _ in }
 

@@ -163,4 +163,13 @@ struct Harness {
     }
 
     mutating func reset() { out.events.removeAll() }
+
+    /// Answers the proxy's comparison of a statement's copies before it is used on `role` for the first
+    /// time (Session+ResultShapes.swift): the client's copy on the other backend is described, then the
+    /// new copy is prepared and described on `role`; both describe the same (no) columns.
+    mutating func passShapeCheck(on role: BackendRole, otherStatus: Character = "I", status: Character = "I") {
+        let described = Wire.message("t", [0, 0]) + Wire.message("n", [])
+        backend(role.other, described + Wire.ready(otherStatus))
+        backend(role, Wire.closeComplete + Wire.parseComplete + described + Wire.ready(status))
+    }
 }

@@ -169,10 +169,11 @@ final class SessionRoutingTests: XCTestCase {
         h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.reset()
         h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
-        XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "Close + Parse injected before the client's Bind")
-        // The injected statements' answers are swallowed; the client sees only its own.
-        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Wire.bindComplete
-                  + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        XCTAssertEqual(h.out.types(to: .main), "DS", "main's copy is described first")
+        h.passShapeCheck(on: .writeable, status: "T")
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSBES", "prepared and described there, then the client's batch")
+        // The proxy's own answers are swallowed; the client sees only its own.
+        h.backend(.writeable, Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
         XCTAssertEqual(h.out.clientTypes(), "2CZ")
         // Once prepared there, it is not prepared again.
         h.reset()
@@ -201,7 +202,8 @@ final class SessionRoutingTests: XCTestCase {
             h.backend(.writeable, answer + Wire.ready("T"))
             h.reset()
             h.client(Wire.bind(name) + Wire.execute() + Wire.sync)
-            XCTAssertEqual(h.out.types(to: .writeable), "CPBES", "stored \(stored), close \(close)")
+            h.passShapeCheck(on: .writeable, status: "T")
+            XCTAssertEqual(h.out.types(to: .writeable), "CPDSBES", "stored \(stored), close \(close)")
             XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 2"], "stored \(stored), close \(close)")
         }
     }
@@ -220,6 +222,7 @@ final class SessionRoutingTests: XCTestCase {
         h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("BEGIN") + Wire.ready("T"))
         h.reset()
         h.client(Wire.bind("") + Wire.execute() + Wire.sync)
+        h.passShapeCheck(on: .writeable, status: "T")
         XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT 3"])
     }
 

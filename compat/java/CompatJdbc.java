@@ -332,6 +332,50 @@ public class CompatJdbc {
             }
         });
 
+        // A server-prepared read, described on the replica, then run in a transaction (on the primary)
+        // after its table changed: PostgreSQL answers 0A000 there, and pgJDBC prepares it again.
+        // pgsplit prepares a fresh copy on the primary, which must not be used: pgJDBC cached an int4
+        // and would decode the new int8 as one.
+        check("cached_statement_after_alter_table", () -> {
+            String t = newTable("compat_jdbc_alter");
+            try {
+                try (Connection c = primary(); Statement s = c.createStatement()) {
+                    s.executeUpdate("INSERT INTO " + t + " VALUES (5, 'x')");
+                    s.execute("GRANT SELECT ON " + t + " TO app_ro");
+                }
+                waitReplay();
+                try (Connection c = proxy("prepareThreshold=1");
+                     PreparedStatement r = c.prepareStatement("SELECT id FROM " + t)) {
+                    for (int i = 0; i < 3; i++) {
+                        try (ResultSet rs = r.executeQuery()) {
+                            rs.next();
+                            expect(rs.getLong(1) == 5, "value " + rs.getLong(1));
+                        }
+                    }
+                    try (Connection p = primary(); Statement s = p.createStatement()) {
+                        s.execute("ALTER TABLE " + t + " ALTER COLUMN id TYPE bigint USING 12345678912");
+                    }
+                    c.setAutoCommit(false);
+                    try (ResultSet rs = r.executeQuery()) {
+                        rs.next();
+                        throw new AssertionError("ran with the cached columns: value " + rs.getLong(1));
+                    } catch (SQLException e) {
+                        expect("0A000".equals(e.getSQLState()), "error " + e + " [" + e.getSQLState() + "]");
+                    }
+                    c.rollback();
+                    try (ResultSet rs = r.executeQuery()) {
+                        rs.next();
+                        expect(rs.getLong(1) == 12345678912L, "value after preparing again " + rs.getLong(1));
+                        expect(rs.getMetaData().getColumnTypeName(1).equals("int8"),
+                               "type " + rs.getMetaData().getColumnTypeName(1));
+                    }
+                    c.commit();
+                }
+            } finally {
+                dropTable(t);
+            }
+        });
+
         System.out.println("DONE " + failures + " failed");
     }
 }

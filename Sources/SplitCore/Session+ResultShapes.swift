@@ -1,0 +1,152 @@
+import PostgresWire
+
+// Result shapes. A statement the client prepared on one backend may be prepared again by the proxy
+// on the other. If its table changed in between, that copy returns other columns than the client
+// was told — pgJDBC and asyncpg would decode an int8 as an int4, or fail on a column count.
+// PostgreSQL itself refuses to run such a statement ("cached plan must not change result type",
+// 0A000), and the drivers then prepare it again. So before the proxy's copy first runs, the statement
+// is described on the backend the client prepared it on (which still answers with the columns the
+// client knows, or with that same 0A000 when its own table changed) and the copy is described on the
+// new backend; a copy that describes other columns is not used, and the client gets PostgreSQL's
+// error. This costs two round trips once per statement and backend, and nothing on the usual path.
+
+/// A comparison in flight: first the client's copy is described, then the proxy's new one.
+struct ShapeCheck {
+    var name: String
+    var generation: UInt64
+    /// The backend the statement is new to.
+    var role: BackendRole
+    /// False while the client's copy (on the other backend) is being described.
+    var describingCopy = false
+    /// The RowDescription payload (empty for NoData) of the step in flight, once it came.
+    var described: [UInt8]?
+    var failure: String?
+    /// What the client's copy described.
+    var reference: [UInt8]?
+}
+
+extension BackendRole {
+    var bit: UInt8 { 1 << UInt8(rawValue) }
+}
+
+extension Session {
+    /// Before a batch that needs statements prepared on `role` is sent there: for a statement the
+    /// client prepared on the other backend and whose copy here has not been compared yet, starts the
+    /// comparison and holds the client's input until it ends. True when one was started.
+    mutating func startShapeCheck<Out: SessionOutput>(needed: [String], on role: BackendRole, _ out: inout Out) -> Bool {
+        let other = role.other
+        guard backends[other.rawValue].status == .open else { return false }
+        for name in needed {
+            guard let generation = statements.generation(of: name),
+                  backends[role.rawValue].prepared[name] != generation,
+                  backends[other.rawValue].prepared[name] == generation,
+                  let statement = statements[name], statement.shapeChecked & role.bit == 0 else { continue }
+            var bytes = WireEncode.describe(statement: name)
+            bytes.append(contentsOf: WireEncode.sync)
+            bytes.withUnsafeBytes { out.sendToBackend(other, $0) }
+            units.append(Unit(backend: other, kind: .shapeCheck))
+            shapeCheck = ShapeCheck(name: name, generation: generation, role: role)
+            return true
+        }
+        return false
+    }
+
+    /// One answer to the proxy's own messages of the step in flight.
+    mutating func noteShapeCheckAnswer(_ f: Frame, _ buffer: UnsafeRawBufferPointer) {
+        switch f.type {
+        case UInt8(ascii: "T"): shapeCheck?.described = Array(buffer[f.payloadStart..<f.end])
+        case UInt8(ascii: "n"): shapeCheck?.described = []
+        case UInt8(ascii: "E"):
+            shapeCheck?.failure = (try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])))?.code ?? "?"
+        default: break
+        }
+    }
+
+    /// A step's ReadyForQuery: after the client's copy, the new one is prepared and described; after
+    /// that, the copy is kept or marked as differing, and the client's input goes on.
+    mutating func finishShapeCheckStep<Out: SessionOutput>(_ out: inout Out) {
+        guard var check = shapeCheck else { return }
+        let role = check.role
+        if !check.describingCopy {
+            switch (check.described, check.failure) {
+            case (let described?, nil):
+                check.reference = described
+            case (_, SQLState.featureNotSupported?):
+                // The client's copy itself no longer returns what the client was told: it would get
+                // this error there, and must get it here too.
+                conclude(check, differs: true)
+                return
+            default:
+                // Nothing to compare with: the copy is prepared as before, unchecked.
+                conclude(check, differs: false)
+                return
+            }
+            check.describingCopy = true
+            check.described = nil
+            var bytes = WireEncode.close(statement: check.name)
+            bytes.append(contentsOf: statements[check.name]?.parseMessage ?? [])
+            bytes.append(contentsOf: WireEncode.describe(statement: check.name))
+            bytes.append(contentsOf: WireEncode.sync)
+            bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
+            backends[role.rawValue].prepared[check.name] = check.generation
+            units.append(Unit(backend: role, kind: .shapeCheck))
+            shapeCheck = check
+            return
+        }
+        guard check.failure == nil, let described = check.described else {
+            // The copy may not exist (an aborted transaction refuses every Parse): the client's batch
+            // prepares it as usual and gets the backend's own answer.
+            if backends[role.rawValue].prepared[check.name] == check.generation { backends[role.rawValue].prepared[check.name] = nil }
+            conclude(check, differs: false)
+            return
+        }
+        conclude(check, differs: described != check.reference)
+    }
+
+    private mutating func conclude(_ check: ShapeCheck, differs: Bool) {
+        shapeCheck = nil
+        let role = check.role
+        let current = statements.update(check.name) { stored -> Bool in
+            guard stored?.generation == check.generation else { return false }
+            stored?.shapeChecked |= role.bit
+            if differs { stored?.shapeRefused |= role.bit }
+            return true
+        }
+        guard current, differs else { return }
+        refusedShapes = true
+        // Stale there: the client's next batch closes it (`injectStatements`) and binds nothing.
+        if backends[role.rawValue].prepared[check.name] != nil { backends[role.rawValue].prepared[check.name] = 0 }
+    }
+
+    /// The backend's "prepared statement does not exist" for a statement whose copy there differed
+    /// from the client's: PostgreSQL's own error for that case instead, with the routine pgJDBC and
+    /// asyncpg look for before they prepare the statement again.
+    func changedResultError(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])),
+              error.code == "26000" else { return nil }
+        let name: String
+        let prefix = "prepared statement \"", suffix = "\" does not exist"
+        if error.message == "unnamed prepared statement does not exist" {
+            name = ""
+        } else if error.message.hasPrefix(prefix), error.message.hasSuffix(suffix) {
+            name = String(error.message.dropFirst(prefix.count).dropLast(suffix.count))
+        } else {
+            return nil
+        }
+        guard let refused = statements[name]?.shapeRefused, refused & role.bit != 0 else { return nil }
+        return Self.changedResultAnswer
+    }
+
+    static let changedResultAnswer: [UInt8] = {
+        var bytes: [UInt8] = []
+        bytes.writeErrorResponse(ErrorFields(fields: [
+            .init(code: ErrorFields.Code.severity, value: "ERROR"),
+            .init(code: ErrorFields.Code.severityNonLocalized, value: "ERROR"),
+            .init(code: ErrorFields.Code.sqlState, value: SQLState.featureNotSupported),
+            .init(code: ErrorFields.Code.message, value: "cached plan must not change result type"),
+            .init(code: UInt8(ascii: "F"), value: "plancache.c"),
+            .init(code: UInt8(ascii: "R"), value: "RevalidateCachedQuery"),
+        ]))
+        return bytes
+    }()
+}

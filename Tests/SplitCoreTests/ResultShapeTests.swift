@@ -1,0 +1,126 @@
+import PostgresWire
+import XCTest
+@testable import SplitCore
+
+/// A statement the client described on one backend, then prepared by the proxy on the other after its
+/// table changed: the client must get PostgreSQL's 0A000, never rows of another shape.
+final class ResultShapeTests: XCTestCase {
+    static func rowDescription(_ columns: [(String, Int32)]) -> [UInt8] {
+        var body: [UInt8] = [UInt8(columns.count >> 8), UInt8(columns.count & 0xff)]
+        for (name, type) in columns {
+            body += Wire.cstr(name) + [0, 0, 0, 0] + [0, 0]
+            body += withUnsafeBytes(of: type.bigEndian, Array.init) + [0, 4] + [0xff, 0xff, 0xff, 0xff] + [0, 0]
+        }
+        return Wire.message("T", body)
+    }
+    static let parameterDescription = Wire.message("t", [0, 0])
+    static let int4Column = rowDescription([("n", 23)])
+    static let int8Column = rowDescription([("n", 20)])
+
+    /// Prepares S_1 on main, then (main behind the session's writes) binds it: the statement is
+    /// described on main, then the proxy's copy on writeable, and the client's batch waits for both.
+    func prepareOnMainThenBindOnWriteable(_ h: inout Harness, describe: Bool = true) {
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT n FROM t") + (describe ? Wire.describe(statement: "S_1") : []) + Wire.sync)
+        h.backend(.main, Wire.parseComplete + (describe ? Self.parameterDescription + Self.int4Column : []) + Wire.ready())
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "DS", "the client's copy is described first")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+        h.backend(.main, Self.parameterDescription + Self.int4Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDS", "then the proxy's own Close, Parse, Describe and Sync only")
+        XCTAssertEqual(h.out.clientTypes(), "")
+    }
+
+    static let missing = Wire.message("E", Wire.cstr("SERROR") + Wire.cstr("C26000")
+                                      + Wire.cstr("Mprepared statement \"S_1\" does not exist") + [0])
+
+    func assertChangedResultError(_ h: Harness, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(h.out.clientTypes(), "EZ", file: file, line: line)
+        guard case .toClient(let bytes)? = h.out.events.last else { return XCTFail("no answer", file: file, line: line) }
+        let error = try ErrorFields.decode(ArraySlice(bytes[5..<(bytes.count - 6)]))
+        XCTAssertEqual(error.code, "0A000", file: file, line: line)
+        XCTAssertEqual(error.message, "cached plan must not change result type", file: file, line: line)
+        XCTAssertEqual(error.value(of: UInt8(ascii: "R")), "RevalidateCachedQuery", "what pgJDBC and asyncpg look for",
+                       file: file, line: line)
+    }
+
+    func testACopyThatDescribesOtherColumnsIsRefusedWithPostgreSQLsError() throws {
+        var h = Harness()
+        prepareOnMainThenBindOnWriteable(&h)
+        // The column became int8 on writeable (an ALTER main has not replayed).
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int8Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSCBES", "the differing copy is closed; the client's batch follows")
+        XCTAssertEqual(h.out.clientTypes(), "", "nothing of the check reaches the client")
+        h.backend(.writeable, Wire.closeComplete + Self.missing + Wire.ready())
+        try assertChangedResultError(h)
+
+        // Bound again, it fails again without another check (as PostgreSQL's statement keeps failing)...
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "BES")
+        h.backend(.writeable, Self.missing + Wire.ready())
+        try assertChangedResultError(h)
+        // ...until the client prepares it again, as the drivers do after this error.
+        h.reset()
+        h.client(Wire.close(statement: "S_1") + Wire.parse("S_1", "SELECT n FROM t") + Wire.describe(statement: "S_1")
+                 + Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDBES")
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int8Column
+                  + Wire.bindComplete + Wire.commandComplete("SELECT 0") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "31tT2CZ")
+    }
+
+    /// Main itself says the statement's columns changed (it replayed the ALTER): the client must
+    /// prepare again, so the copy on writeable is not even made.
+    func testTheClientsCopyReportingAChangeRefusesAtOnce() throws {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT n FROM t") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "DS")
+        h.backend(.main, Wire.error("0A000") + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "BES")
+        h.backend(.writeable, Self.missing + Wire.ready())
+        try assertChangedResultError(h)
+    }
+
+    func testACopyThatDescribesTheSameColumnsIsUsed() {
+        var h = Harness()
+        prepareOnMainThenBindOnWriteable(&h)
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int4Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSBES", "checked once, then the client's batch alone")
+        h.backend(.writeable, Wire.bindComplete + Wire.commandComplete("SELECT 0") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "2CZ")
+        // The copy stays checked: later batches go straight through.
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "BES")
+    }
+
+    func testACheckThatFailsLeavesTheBatchToTheBackend() {
+        var h = Harness()
+        prepareOnMainThenBindOnWriteable(&h)
+        h.backend(.writeable, Wire.closeComplete + Wire.error("25P02") + Wire.ready("E"))
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSCPBES", "prepared as usual, answered by the backend")
+        XCTAssertEqual(h.out.clientTypes(), "")
+    }
+
+    /// A statement that exists on no other backend (its backend connection was replaced) has nothing
+    /// to compare with: it is prepared as before.
+    func testAStatementOnlyTheNewBackendWillHoldIsNotChecked() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_2", "SELECT 1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.session.backendClosed(.main, &h.out)
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_2") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "CPBES")
+    }
+}
