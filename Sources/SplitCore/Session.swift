@@ -45,6 +45,9 @@ public struct Session {
     var nextGeneration: UInt64 = 1
     /// SQL-level PREPAREd statements: where their bodies must run.
     var sqlPrepared: [String: RouteTarget] = [:]
+    /// WITH HOLD cursors declared in read-only transactions on main: they outlive the transaction
+    /// there, so FETCH, MOVE and CLOSE of them go to main whatever else reads do meanwhile.
+    var mainHoldCursors: Set<String> = []
 
     /// The transaction as predicted from what was sent; ReadyForQuery corrects it.
     public private(set) var transaction: BackendRole?
@@ -626,6 +629,10 @@ public struct Session {
             }
             return (.writeable, .transaction)
         }
+        if !mainHoldCursors.isEmpty, infos.count == 1, infos[0].command != "declare",
+           let cursor = infos[0].cursor, mainHoldCursors.contains(cursor) {
+            return (.main, .holdCursorOnMain)
+        }
         if pinned != nil { return (.writeable, .pinned) }
         var target = RouteTarget.main
         var reason = RoutingReason.read
@@ -797,6 +804,7 @@ public struct Session {
         // By index, reading fields in place: `for info in infos` copied (retained) every statement.
         for i in infos.indices {
             if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
+            if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { effects.holdCursor = cursor }
             if infos[i].changesFunctions { effects.changesFunctions = true }
             if !infos[i].asksWriteable { effects.onlyAsks = false }
             switch infos[i].transaction {
@@ -926,6 +934,10 @@ public struct Session {
             return
         }
         if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
+        if let cursor = effects.holdCursor {
+            // Declared in a read-only transaction on main, it lives there; on writeable, the pin keeps it.
+            if role == .main { mainHoldCursors.insert(cursor) } else { mainHoldCursors.remove(cursor) }
+        }
         if effects.changesFunctions { out.functionsMayHaveChanged() }
         // Session state holds at once in autocommit; inside a transaction only once it commits.
         if let changes = effects.sessionChanges {
@@ -1197,6 +1209,8 @@ struct UnitEffects {
     var onlyAsks = false
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
+    /// The name of a WITH HOLD cursor the unit declares.
+    var holdCursor: String?
 }
 
 /// A unit's session effects (with the value each sets) and the text that replays them elsewhere.

@@ -37,4 +37,5 @@ public enum RoutingReason: String, Sendable {
     case copyData = "COPY data"
     case functionCall = "fast-path function call"
     case fallback = "main unavailable, lagging or behind this session's writes"
+    case holdCursorOnMain = "WITH HOLD cursor declared on main"
 }

@@ -612,6 +612,32 @@ final class SessionDeferredBeginTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
     }
 
+    /// A WITH HOLD cursor declared in a read-only transaction lives on main after the COMMIT: FETCH
+    /// and CLOSE of it go there even while reads go to writeable (after the session's write).
+    func testHoldCursorFromAReadOnlyTransactionIsFetchedOnMain() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("DECLARE c CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 3) g"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("DECLARE CURSOR") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.main, Wire.commandComplete("COMMIT") + Wire.ready())
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("INSERT 0 1") + Wire.ready())
+        h.session.readsToWriteable = true
+        h.client(Wire.query("FETCH 2 FROM c"))
+        h.backend(.main, Wire.commandComplete("FETCH 2") + Wire.ready())
+        h.client(Wire.query("CLOSE c"))
+        h.backend(.main, Wire.commandComplete("CLOSE CURSOR") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main).suffix(2), ["FETCH 2 FROM c", "CLOSE c"])
+        XCTAssertEqual(h.out.started.last.map { "\($0.0) \($0.1)" }, "main holdCursorOnMain")
+        // Declared again outside a transaction, it lives on writeable (and pins the session there).
+        h.client(Wire.query("DECLARE c CURSOR WITH HOLD FOR SELECT 1"))
+        h.backend(.writeable, Wire.commandComplete("DECLARE CURSOR") + Wire.ready())
+        h.client(Wire.query("FETCH c"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).suffix(2), ["DECLARE c CURSOR WITH HOLD FOR SELECT 1", "FETCH c"])
+    }
+
     /// The held BEGIN is answered with the tag the server would use; a BEGIN with modes PostgreSQL
     /// refuses is not held (the client must see the server's error, not a made-up BEGIN).
     func testHeldBeginAnswersWithItsOwnTagAndABadOneIsNotHeld() {

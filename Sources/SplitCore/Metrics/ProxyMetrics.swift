@@ -167,7 +167,7 @@ extension RoutingReason {
     /// Every reason, in a fixed order (the metrics' storage order).
     public static let metricsAll: [RoutingReason] = [
         .read, .write, .transaction, .readOnlyTransaction, .pinned, .noWriteable, .hint, .sessionDefault,
-        .copyData, .functionCall, .fallback,
+        .copyData, .functionCall, .fallback, .holdCursorOnMain,
     ]
     static var metricsCount: Int { metricsAll.count }
 
@@ -185,6 +185,7 @@ extension RoutingReason {
         case .copyData: 8
         case .functionCall: 9
         case .fallback: 10
+        case .holdCursorOnMain: 11
         }
     }
 
@@ -202,6 +203,7 @@ extension RoutingReason {
         case .copyData: "copy_data"
         case .functionCall: "function_call"
         case .fallback: "fallback"
+        case .holdCursorOnMain: "hold_cursor_on_main"
         }
     }
 
@@ -213,7 +215,7 @@ extension RoutingReason {
         case .read, .fallback: .read
         case .transaction, .readOnlyTransaction: .transaction
         case .write, .copyData, .functionCall: .write
-        case .pinned, .noWriteable, .hint, .sessionDefault: .other
+        case .pinned, .noWriteable, .hint, .sessionDefault, .holdCursorOnMain: .other
         }
     }
 }
