@@ -623,7 +623,10 @@ public struct Session {
                 readOnly = setReadOnly ?? readOnly
                 serializable = setSerializable
             }
-            if readOnly && !serializable {
+            // A first statement a standby refuses even in a read-only transaction (NOTIFY, LOCK,
+            // ANALYZE, pg_current_xact_id(), ...) needs the primary, which runs it read-only too.
+            let needsPrimary = infos.contains { $0.target == .writeable }
+            if readOnly && !serializable && !needsPrimary {
                 // Read-only, yet it must see the session's own writes: main may not have them yet.
                 return readsToWriteable ? (.writeable, .fallback) : (.main, .readOnlyTransaction)
             }

@@ -612,6 +612,19 @@ final class SessionDeferredBeginTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT 1"])
     }
 
+    /// What a standby refuses even in a read-only transaction, as the transaction's first statement,
+    /// takes the whole (still read-only) transaction to the primary.
+    func testReadOnlyTransactionStartingWithWhatAStandbyRefusesRunsOnWriteable() {
+        for first in ["NOTIFY chan, 'x'", "LOCK TABLE t IN ROW EXCLUSIVE MODE", "ANALYZE t", "SELECT pg_current_xact_id()"] {
+            var h = Harness()
+            h.opened(.writeable)
+            h.client(Wire.query("BEGIN READ ONLY"))
+            h.client(Wire.query(first))
+            XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", first], first)
+            XCTAssertEqual(h.out.types(to: .main), "", first)
+        }
+    }
+
     /// A WITH HOLD cursor declared in a read-only transaction lives on main after the COMMIT: FETCH
     /// and CLOSE of it go there even while reads go to writeable (after the session's write).
     func testHoldCursorFromAReadOnlyTransactionIsFetchedOnMain() {
