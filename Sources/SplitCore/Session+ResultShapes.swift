@@ -32,7 +32,9 @@ extension BackendRole {
 extension Session {
     /// Before a batch that needs statements prepared on `role` is sent there: for a statement the
     /// client prepared on the other backend and whose copy here has not been compared yet, starts the
-    /// comparison and holds the client's input until it ends. True when one was started.
+    /// comparison and holds the client's input until it ends. True when the batch must wait: for the
+    /// comparison, or for what is still in flight before it can start (the session's settings being
+    /// replayed on `role`, so that the copy is prepared under them; answers come in unit order).
     mutating func startShapeCheck<Out: SessionOutput>(needed: [String], on role: BackendRole, _ out: inout Out) -> Bool {
         let other = role.other
         guard backends[other.rawValue].status == .open else { return false }
@@ -41,6 +43,7 @@ extension Session {
                   backends[role.rawValue].prepared[name] != generation,
                   backends[other.rawValue].prepared[name] == generation,
                   let statement = statements[name], statement.shapeChecked & role.bit == 0 else { continue }
+            if !units.isEmpty { return true }
             var bytes = WireEncode.describe(statement: name)
             bytes.append(contentsOf: WireEncode.sync)
             bytes.withUnsafeBytes { out.sendToBackend(other, $0) }

@@ -110,6 +110,28 @@ final class ResultShapeTests: XCTestCase {
         XCTAssertEqual(h.out.clientTypes(), "")
     }
 
+    /// The new backend is opened for the batch and the session's settings are replayed there first:
+    /// the comparison waits for them (the copy must be prepared under the same search_path), and the
+    /// client's copy is described only once nothing else is in flight.
+    func testTheCheckWaitsForTheSettingsReplayedOnANewBackend() {
+        var h = Harness()
+        h.client(Wire.query("SET search_path = a"))
+        h.backend(.main, Wire.commandComplete("SET") + Wire.ready())
+        h.client(Wire.parse("S_1", "SELECT n FROM t") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.events, [.open(.writeable)])
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SET search_path = a"])
+        XCTAssertEqual(h.out.types(to: .main), "", "nothing sent to main while writeable's replay is in flight")
+        h.backend(.writeable, Wire.commandComplete("SET") + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .main), "DS")
+        h.passShapeCheck(on: .writeable)
+        XCTAssertEqual(h.out.types(to: .writeable), "QCPDSBES")
+    }
+
     /// A statement that exists on no other backend (its backend connection was replaced) has nothing
     /// to compare with: it is prepared as before.
     func testAStatementOnlyTheNewBackendWillHoldIsNotChecked() {
