@@ -10,6 +10,15 @@ import PostgresWire
 // new backend; a copy that describes other columns is not used, and the client gets PostgreSQL's
 // error. This costs two round trips once per statement and backend, and nothing on the usual path.
 
+/// What the comparisons of a statement's copies found; valid for one generation of it (a new Parse,
+/// even of the same text, is a new statement).
+struct ShapeVerdict {
+    var generation: UInt64
+    /// Backends (a bit per role) where the copy was compared, and where it differed.
+    var checked: UInt8 = 0
+    var refused: UInt8 = 0
+}
+
 /// A comparison in flight: first the client's copy is described, then the proxy's new one.
 struct ShapeCheck {
     var name: String
@@ -35,6 +44,7 @@ extension Session {
     /// comparison and holds the client's input until it ends. True when the batch must wait: for the
     /// comparison, or for what is still in flight before it can start (the session's settings being
     /// replayed on `role`, so that the copy is prepared under them; answers come in unit order).
+    @inline(never)
     mutating func startShapeCheck<Out: SessionOutput>(needed: [String], on role: BackendRole, _ out: inout Out) -> Bool {
         let other = role.other
         guard backends[other.rawValue].status == .open else { return false }
@@ -42,7 +52,7 @@ extension Session {
             guard let generation = statements.generation(of: name),
                   backends[role.rawValue].prepared[name] != generation,
                   backends[other.rawValue].prepared[name] == generation,
-                  let statement = statements[name], statement.shapeChecked & role.bit == 0 else { continue }
+                  !shapeWasChecked(name, generation: generation, on: role) else { continue }
             if !units.isEmpty { return true }
             var bytes = WireEncode.describe(statement: name)
             bytes.append(contentsOf: WireEncode.sync)
@@ -52,6 +62,16 @@ extension Session {
             return true
         }
         return false
+    }
+
+    func shapeWasChecked(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
+        guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return false }
+        return verdict.checked & role.bit != 0
+    }
+
+    func shapeDiffers(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
+        guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return false }
+        return verdict.refused & role.bit != 0
     }
 
     /// One answer to the proxy's own messages of the step in flight.
@@ -109,13 +129,13 @@ extension Session {
     private mutating func conclude(_ check: ShapeCheck, differs: Bool) {
         shapeCheck = nil
         let role = check.role
-        let current = statements.update(check.name) { stored -> Bool in
-            guard stored?.generation == check.generation else { return false }
-            stored?.shapeChecked |= role.bit
-            if differs { stored?.shapeRefused |= role.bit }
-            return true
-        }
-        guard current, differs else { return }
+        guard statements.generation(of: check.name) == check.generation else { return }
+        var verdict = shapeVerdicts[check.name].flatMap { $0.generation == check.generation ? $0 : nil }
+            ?? ShapeVerdict(generation: check.generation)
+        verdict.checked |= role.bit
+        if differs { verdict.refused |= role.bit }
+        shapeVerdicts[check.name] = verdict
+        guard differs else { return }
         refusedShapes = true
         // Stale there: the client's next batch closes it (`injectStatements`) and binds nothing.
         if backends[role.rawValue].prepared[check.name] != nil { backends[role.rawValue].prepared[check.name] = 0 }
@@ -136,7 +156,9 @@ extension Session {
         } else {
             return nil
         }
-        guard let refused = statements[name]?.shapeRefused, refused & role.bit != 0 else { return nil }
+        guard let generation = statements.generation(of: name), shapeDiffers(name, generation: generation, on: role) else {
+            return nil
+        }
         return Self.changedResultAnswer
     }
 

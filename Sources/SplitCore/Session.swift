@@ -98,7 +98,11 @@ public struct Session {
     /// A statement's copy being compared with the client's before it runs (Session+ResultShapes.swift),
     /// and whether any copy was found to differ.
     var shapeCheck: ShapeCheck?
+    /// What the comparisons found, by statement name (kept apart: most statements are never compared).
+    var shapeVerdicts: [String: ShapeVerdict] = [:]
     var refusedShapes = false
+    /// What the client gets instead of the backend message just dropped (see `backendInput`).
+    var replacementMessage: [UInt8]?
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
     public private(set) var closed = false
@@ -354,8 +358,9 @@ public struct Session {
             else { openBatch = nil; skipUntilSync = true; failure.error.withUnsafeBytes { out.sendToClient($0) } }
             return batchEnd
         }
-        guard ready(role, &out) else { return nil }
-        if startShapeCheck(needed: needed, on: role, &out) { return nil }
+        // A statement needed here may have to be compared with the client's copy on the other backend first.
+        guard ready(role, &out), needed.isEmpty || backends[role.other.rawValue].status != .open
+                || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
@@ -495,7 +500,7 @@ public struct Session {
             }
             guard backends[role.rawValue].prepared[name] != generation,
                   let statement = statements[name] else { continue }
-            if statement.shapeRefused & role.bit != 0 {
+            if refusedShapes, shapeDiffers(name, generation: generation, on: role) {
                 // Prepared here it would describe other columns than the client was given: leave it
                 // missing, so the client's Bind fails there and its error becomes PostgreSQL's 0A000.
                 if backends[role.rawValue].prepared[name] != nil {
@@ -565,11 +570,6 @@ public struct Session {
             // query): keep its bytes and class, only the generation is new.
             guard stored?.isSame(as: parse, version: version) == true else { return false }
             stored?.generation = generation
-            // A new statement for the client: earlier comparisons no longer hold.
-            if stored?.shapeChecked != 0 {
-                stored?.shapeChecked = 0
-                stored?.shapeRefused = 0
-            }
             return true
         }
         if !reparsed {
@@ -803,11 +803,12 @@ public struct Session {
     func effects(of infos: [StatementInfo], sql: UnsafeRawBufferPointer?) -> UnitEffects {
         var effects = UnitEffects()
         var changes: [(SessionEffect, String?)] = []
+        var holdCursor: String?
         effects.onlyAsks = !infos.isEmpty
         // By index, reading fields in place: `for info in infos` copied (retained) every statement.
         for i in infos.indices {
             if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
-            if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { effects.holdCursor = cursor }
+            if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { holdCursor = cursor }
             if infos[i].changesFunctions { effects.changesFunctions = true }
             if !infos[i].asksWriteable { effects.onlyAsks = false }
             switch infos[i].transaction {
@@ -816,10 +817,10 @@ public struct Session {
             }
             if let session = infos[i].session { changes.append((session, infos[i].settingValue)) }
         }
-        if !changes.isEmpty {
+        if !changes.isEmpty || holdCursor != nil {
             // The text to replay elsewhere: only when the unit is exactly one session statement.
-            let replaySQL = infos.count == 1 ? sql.map { String(decoding: $0, as: UTF8.self) } : nil
-            effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL)
+            let replaySQL = infos.count == 1 && !changes.isEmpty ? sql.map { String(decoding: $0, as: UTF8.self) } : nil
+            effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL, holdCursor: holdCursor)
         }
         return effects
     }
@@ -841,14 +842,13 @@ public struct Session {
                 own.withUnsafeBytes { out.sendToClient($0) }
                 runStart = f.end
             }
-            if forward && refusedShapes && f.type == UInt8(ascii: "E"), let changed = changedResultError(role, f, buffer) {
-                if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
-                changed.withUnsafeBytes { out.sendToClient($0) }
-                runStart = f.end
-            }
             if !forward {
                 if runStart < f.start { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<f.start])) }
                 runStart = f.end
+                if let replacement = replacementMessage {
+                    replacement.withUnsafeBytes { out.sendToClient($0) }
+                    replacementMessage = nil
+                }
             }
             offset = f.end
             if f.type == UInt8(ascii: "Z") && forward {
@@ -890,6 +890,11 @@ public struct Session {
             switch f.type {
             case UInt8(ascii: "E"):
                 units.mutateFirst { $0.sawError = true }
+                if refusedShapes, let changed = changedResultError(role, f, buffer) {
+                    // Sent in its place by `backendInput`.
+                    replacementMessage = changed
+                    return false
+                }
                 // An error ends copy-in mode; PostgreSQL drops the client's remaining copy messages.
                 if copyInBackend == role { copyInBackend = nil }
             case UInt8(ascii: "G"):
@@ -908,9 +913,8 @@ public struct Session {
     mutating func finishHead<Out: SessionOutput>(_ role: BackendRole, _ buffer: UnsafeRawBufferPointer, _ f: Frame,
                                                  _ out: inout Out) {
         guard let unit = units.popFirst() else { return }
-        if unit.kind == .replay { return }
-        if unit.kind == .shapeCheck {
-            finishShapeCheckStep(&out)
+        if unit.kind != .client {
+            if unit.kind == .shapeCheck { finishShapeCheckStep(&out) }
             return
         }
         if copyInBackend == role { copyInBackend = nil }
@@ -937,15 +941,15 @@ public struct Session {
             return
         }
         if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
-        if let cursor = effects.holdCursor {
-            // Declared in a read-only transaction on main, it lives there; on writeable, the pin keeps it.
-            if role == .main { mainHoldCursors.insert(cursor) } else { mainHoldCursors.remove(cursor) }
-        }
         if effects.changesFunctions { out.functionsMayHaveChanged() }
         // Session state holds at once in autocommit; inside a transaction only once it commits.
         if let changes = effects.sessionChanges {
             for (effect, value) in changes.effects {
                 apply(effect, value: value, sql: changes.replaySQL, inTransaction: inTransactionAfter)
+            }
+            if let cursor = changes.holdCursor {
+                // Declared in a read-only transaction on main, it lives there; on writeable, the pin keeps it.
+                if role == .main { mainHoldCursors.insert(cursor) } else { mainHoldCursors.remove(cursor) }
             }
         }
         if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
@@ -987,7 +991,7 @@ public struct Session {
             // Temporary tables, advisory locks, LISTEN and the role are gone with it.
             pinned = nil
             defaultReadOnly = startupDefaults.readOnly; defaultSerializable = startupDefaults.serializable
-            statements.removeAll(); sqlPrepared.removeAll()
+            statements.removeAll(); sqlPrepared.removeAll(); shapeVerdicts.removeAll()
             for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
         case .prepare(let name, let target):
             key = "prepare:" + name.lowercased()
@@ -1001,7 +1005,7 @@ public struct Session {
                 key = SessionHistory.deallocateAllKey
                 text = "DEALLOCATE ALL"
                 sqlPrepared.removeAll()
-                statements.removeAll()
+                statements.removeAll(); shapeVerdicts.removeAll()
                 for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
             }
         }
@@ -1186,10 +1190,6 @@ struct PreparedStatement {
     var generation: UInt64
     /// The session's `classifierVersion` when `statements` was computed.
     var classifierVersion: Int
-    /// Backends (a bit per role) where the proxy compared its copy's columns with the client's, and
-    /// where they differed (Session+ResultShapes.swift).
-    var shapeChecked: UInt8 = 0
-    var shapeRefused: UInt8 = 0
 
     /// The stored class when `parse` is this statement's Parse message again, byte for byte, and the
     /// classifier has not changed since; nil otherwise.
@@ -1212,18 +1212,19 @@ struct UnitEffects {
     var onlyAsks = false
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
-    /// The name of a WITH HOLD cursor the unit declares.
-    var holdCursor: String?
 }
 
 /// A unit's session effects (with the value each sets) and the text that replays them elsewhere.
 final class SessionChanges {
     let effects: [(SessionEffect, String?)]
     let replaySQL: String?
+    /// The name of a WITH HOLD cursor the unit declares.
+    let holdCursor: String?
 
-    init(effects: [(SessionEffect, String?)], replaySQL: String?) {
+    init(effects: [(SessionEffect, String?)], replaySQL: String?, holdCursor: String? = nil) {
         self.effects = effects
         self.replaySQL = replaySQL
+        self.holdCursor = holdCursor
     }
 }
 
