@@ -104,6 +104,11 @@ extension Session {
                 conclude(check, differs: false)
                 return
             }
+            guard backends[role.rawValue].status == .open else {
+                // It closed meanwhile: the batch opens it again and prepares the statement as usual.
+                conclude(check, differs: false)
+                return
+            }
             check.describingCopy = true
             check.described = nil
             var bytes = WireEncode.close(statement: check.name)
