@@ -625,7 +625,7 @@ public struct Session {
             }
             // A first statement a standby refuses even in a read-only transaction (NOTIFY, LOCK,
             // ANALYZE, pg_current_xact_id(), ...) needs the primary, which runs it read-only too.
-            let needsPrimary = infos.contains { $0.target == .writeable && $0.transaction == nil }
+            let needsPrimary = infos.contains { $0.target == .writeable && $0.transaction == nil && !$0.asksWriteable }
             if readOnly && !serializable && !needsPrimary {
                 // Read-only, yet it must see the session's own writes: main may not have them yet.
                 return readsToWriteable ? (.writeable, .fallback) : (.main, .readOnlyTransaction)

@@ -623,6 +623,12 @@ final class SessionDeferredBeginTests: XCTestCase {
             XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", first], first)
             XCTAssertEqual(h.out.types(to: .main), "", first)
         }
+        // Asking whether the transaction is read-only is no such statement: main answers "on" too.
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SHOW transaction_read_only"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SHOW transaction_read_only"])
     }
 
     /// A WITH HOLD cursor declared in a read-only transaction lives on main after the COMMIT: FETCH
