@@ -153,10 +153,15 @@ public struct ClientAuthenticator: Sendable {
             } catch .malformed(let detail) {
                 return scramMalformed(detail)
             } catch .bindingNegotiation(let detail) {
-                return fail(ErrorFields(severity: "FATAL", code: SQLState.protocolViolation,
+                // PostgreSQL's codes: a refused downgrade or another certificate is an authorization
+                // failure (28000); an unknown binding type is a protocol violation.
+                return fail(ErrorFields(severity: "FATAL", code: SQLState.invalidAuthorizationSpecification,
                                         message: "SCRAM channel binding negotiation error", detail: detail))
             } catch .bindingCheckFailed {
-                return protocolViolation("SCRAM channel binding check failed")
+                return fail(ErrorFields(severity: "FATAL", code: SQLState.invalidAuthorizationSpecification,
+                                        message: "SCRAM channel binding check failed"))
+            } catch .unsupportedBindingType(let type) {
+                return protocolViolation("unsupported SCRAM channel-binding type \"\(type)\"")
             } catch .unsupported(let detail) {
                 return fail(ErrorFields(severity: "FATAL", code: SQLState.featureNotSupported, message: detail))
             } catch {

@@ -18,6 +18,8 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
     case bindingNegotiation(String)
     /// The channel binding data differs from the connection's: the client saw another certificate.
     case bindingCheckFailed
+    /// The client asked for a channel binding type other than tls-server-end-point.
+    case unsupportedBindingType(String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum SCRAMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unexpectedMessage: "unexpected SCRAM message"
         case .bindingNegotiation(let detail): "SCRAM channel binding negotiation error: \(detail)"
         case .bindingCheckFailed: "SCRAM channel binding check failed"
+        case .unsupportedBindingType(let type): "unsupported SCRAM channel-binding type \"\(type)\""
         }
     }
 }

@@ -77,14 +77,14 @@ public struct SCRAMServer: Sendable {
             }
             if parts[0] == "y", channelBinding != nil {
                 // The client could bind and believes we cannot: someone between us removed PLUS.
-                throw .bindingNegotiation("The client supports SCRAM channel binding but thinks the server does not. However, this server does support channel binding.")
+                throw .bindingNegotiation("The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.")
             }
         case let flag where flag.hasPrefix("p="):
             guard binds, let channelBinding else {
                 throw .malformed("The client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data.")
             }
             guard flag.dropFirst(2) == Self.channelBindingType else {
-                throw .unsupported("unsupported SCRAM channel-binding type \"\(flag.dropFirst(2))\"")
+                throw .unsupportedBindingType(String(flag.dropFirst(2)))
             }
             expectedBinding += channelBinding
         default: throw .malformed("unexpected channel-binding flag \"\(parts[0])\"")

@@ -17,6 +17,9 @@ struct ShapeVerdict {
     /// Backends (a bit per role) where the copy was compared, and where it differed.
     var checked: UInt8 = 0
     var refused: UInt8 = 0
+    /// Where it differed and the client's next batch has not met the refusal yet: that batch is not
+    /// compared again (the batch after it is).
+    var unapplied: UInt8 = 0
 }
 
 /// A comparison in flight: first the client's copy is described, then the proxy's new one.
@@ -52,7 +55,7 @@ extension Session {
             guard let generation = statements.generation(of: name),
                   backends[role.rawValue].prepared[name] != generation,
                   backends[other.rawValue].prepared[name] == generation,
-                  !shapeWasChecked(name, generation: generation, on: role) else { continue }
+                  !shapeMatchedOrJustRefused(name, generation: generation, on: role) else { continue }
             if !units.isEmpty { return true }
             var bytes = WireEncode.describe(statement: name)
             bytes.append(contentsOf: WireEncode.sync)
@@ -64,9 +67,16 @@ extension Session {
         return false
     }
 
-    func shapeWasChecked(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
+    /// Compared on `role` and found the same: the copy there is used without asking again. A copy
+    /// found to differ is compared again the next time (the change may be undone: an ALTER rolled back).
+    func shapeMatchedOrJustRefused(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
         guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return false }
-        return verdict.checked & role.bit != 0
+        return verdict.checked & role.bit != 0 && (verdict.refused & role.bit == 0 || verdict.unapplied & role.bit != 0)
+    }
+
+    /// The client's batch meets the refusal (its Bind will fail): the next one compares again.
+    mutating func applyRefusal(_ name: String, on role: BackendRole) {
+        shapeVerdicts[name]?.unapplied &= ~role.bit
     }
 
     func shapeDiffers(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
@@ -77,12 +87,30 @@ extension Session {
     /// One answer to the proxy's own messages of the step in flight.
     mutating func noteShapeCheckAnswer(_ f: Frame, _ buffer: UnsafeRawBufferPointer) {
         switch f.type {
-        case UInt8(ascii: "T"): shapeCheck?.described = Array(buffer[f.payloadStart..<f.end])
+        case UInt8(ascii: "T"): shapeCheck?.described = Self.resultColumns(buffer[f.payloadStart..<f.end])
         case UInt8(ascii: "n"): shapeCheck?.described = []
         case UInt8(ascii: "E"):
             shapeCheck?.failure = (try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])))?.code ?? "?"
         default: break
         }
+    }
+
+    /// What PostgreSQL compares when it revalidates a statement (the result's names, types and type
+    /// modifiers), from a RowDescription: not the table OID and column number, which change when a
+    /// table is recreated with the same columns, and not the format (text here). Unreadable: empty.
+    static func resultColumns(_ payload: Slice<UnsafeRawBufferPointer>) -> [UInt8] {
+        var columns: [UInt8] = []
+        var i = payload.startIndex + 2
+        guard payload.count >= 2 else { return [] }
+        let count = Int(payload[payload.startIndex]) << 8 | Int(payload[payload.startIndex + 1])
+        for _ in 0..<count {
+            guard let nul = payload[i...].firstIndex(of: 0), nul + 19 <= payload.endIndex else { return [] }
+            columns.append(contentsOf: payload[i...nul])
+            // Skip table OID (4) and column number (2); keep type OID (4), length (2), modifier (4).
+            columns.append(contentsOf: payload[(nul + 7)..<(nul + 17)])
+            i = nul + 19
+        }
+        return columns
     }
 
     /// A step's ReadyForQuery: after the client's copy, the new one is prepared and described; after
@@ -138,7 +166,12 @@ extension Session {
         var verdict = shapeVerdicts[check.name].flatMap { $0.generation == check.generation ? $0 : nil }
             ?? ShapeVerdict(generation: check.generation)
         verdict.checked |= role.bit
-        if differs { verdict.refused |= role.bit }
+        if differs {
+            verdict.refused |= role.bit
+            verdict.unapplied |= role.bit
+        } else {
+            verdict.refused &= ~role.bit
+        }
         shapeVerdicts[check.name] = verdict
         guard differs else { return }
         refusedShapes = true

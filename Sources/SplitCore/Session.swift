@@ -503,6 +503,7 @@ public struct Session {
             if refusedShapes, shapeDiffers(name, generation: generation, on: role) {
                 // Prepared here it would describe other columns than the client was given: leave it
                 // missing, so the client's Bind fails there and its error becomes PostgreSQL's 0A000.
+                applyRefusal(name, on: role)
                 if backends[role.rawValue].prepared[name] != nil {
                     WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
                     backends[role.rawValue].prepared[name] = nil
@@ -625,17 +626,18 @@ public struct Session {
             }
             // A first statement a standby refuses even in a read-only transaction (NOTIFY, LOCK,
             // ANALYZE, pg_current_xact_id(), ...) needs the primary, which runs it read-only too.
-            let needsPrimary = infos.contains { $0.target == .writeable && $0.transaction == nil && !$0.asksWriteable }
+            let needsPrimary = infos.contains {
+                $0.target == .writeable && $0.transaction == nil && !$0.asksWriteable && $0.pin != .holdCursor
+            }
+            // A transaction that starts by using a WITH HOLD cursor living on main can only run there.
+            if usesMainHoldCursor(infos) { return (.main, .holdCursorOnMain) }
             if readOnly && !serializable && !needsPrimary {
                 // Read-only, yet it must see the session's own writes: main may not have them yet.
                 return readsToWriteable ? (.writeable, .fallback) : (.main, .readOnlyTransaction)
             }
             return (.writeable, .transaction)
         }
-        if !mainHoldCursors.isEmpty, infos.count == 1, infos[0].command != "declare",
-           let cursor = infos[0].cursor, mainHoldCursors.contains(cursor) {
-            return (.main, .holdCursorOnMain)
-        }
+        if usesMainHoldCursor(infos) { return (.main, .holdCursorOnMain) }
         if pinned != nil { return (.writeable, .pinned) }
         var target = RouteTarget.main
         var reason = RoutingReason.read
@@ -659,6 +661,14 @@ public struct Session {
         if target == .main && readsToWriteable { return (.writeable, .fallback) }
         if target == .main, infos.contains(where: { $0.hinted }) { reason = .hint }
         return (target == .main ? .main : .writeable, reason)
+    }
+
+    /// FETCH, MOVE or CLOSE of a WITH HOLD cursor declared on main.
+    @inline(__always)
+    func usesMainHoldCursor(_ infos: [StatementInfo]) -> Bool {
+        guard !mainHoldCursors.isEmpty, infos.count == 1, infos[0].command != "declare",
+              let cursor = infos[0].cursor else { return false }
+        return mainHoldCursors.contains(cursor)
     }
 
     /// Asks the shell for a fresh function catalog when statements call functions it does not know

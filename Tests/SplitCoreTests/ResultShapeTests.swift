@@ -56,11 +56,15 @@ final class ResultShapeTests: XCTestCase {
         h.backend(.writeable, Wire.closeComplete + Self.missing + Wire.ready())
         try assertChangedResultError(h)
 
-        // Bound again, it fails again without another check (as PostgreSQL's statement keeps failing)...
+        // Bound again, it is compared again and fails again while the columns differ (as PostgreSQL's
+        // statement keeps failing)...
         h.reset()
         h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
-        XCTAssertEqual(h.out.types(to: .writeable), "BES")
-        h.backend(.writeable, Self.missing + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .main), "DS")
+        h.backend(.main, Self.parameterDescription + Self.int4Column + Wire.ready())
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int8Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSCBES")
+        h.backend(.writeable, Wire.closeComplete + Self.missing + Wire.ready())
         try assertChangedResultError(h)
         // ...until the client prepares it again, as the drivers do after this error.
         h.reset()
@@ -70,6 +74,25 @@ final class ResultShapeTests: XCTestCase {
         h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int8Column
                   + Wire.bindComplete + Wire.commandComplete("SELECT 0") + Wire.ready())
         XCTAssertEqual(h.out.clientTypes(), "31tT2CZ")
+    }
+
+    /// The change was undone (an ALTER rolled back): compared again, the copy matches and is used, as
+    /// PostgreSQL's own statement runs again once its table is back. A table recreated with the same
+    /// columns (another OID) matches too.
+    func testARefusedCopyIsUsedOnceTheColumnsMatchAgain() {
+        var h = Harness()
+        prepareOnMainThenBindOnWriteable(&h)
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + Self.int8Column + Wire.ready())
+        h.backend(.writeable, Wire.closeComplete + Self.missing + Wire.ready())
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        h.backend(.main, Self.parameterDescription + Self.int4Column + Wire.ready())
+        var recreated = Self.int4Column
+        recreated[recreated.count - 17] ^= 0x5a  // another table OID, same name and type
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameterDescription + recreated + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSBES")
+        h.backend(.writeable, Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "2CZ")
     }
 
     /// Main itself says the statement's columns changed (it replayed the ALTER): the client must

@@ -646,9 +646,16 @@ final class SessionDeferredBeginTests: XCTestCase {
         h.session.readsToWriteable = true
         h.client(Wire.query("FETCH 2 FROM c"))
         h.backend(.main, Wire.commandComplete("FETCH 2") + Wire.ready())
+        // A transaction that starts by fetching from it runs there too.
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("FETCH 1 FROM c"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("FETCH 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.main, Wire.commandComplete("COMMIT") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main).suffix(3), ["BEGIN", "FETCH 1 FROM c", "COMMIT"])
         h.client(Wire.query("CLOSE c"))
         h.backend(.main, Wire.commandComplete("CLOSE CURSOR") + Wire.ready())
-        XCTAssertEqual(h.out.sentQueries(to: .main).suffix(2), ["FETCH 2 FROM c", "CLOSE c"])
+        XCTAssertEqual(h.out.sentQueries(to: .main).suffix(5), ["FETCH 2 FROM c", "BEGIN", "FETCH 1 FROM c", "COMMIT", "CLOSE c"])
         XCTAssertEqual(h.out.started.last.map { "\($0.0) \($0.1)" }, "main holdCursorOnMain")
         // Declared again outside a transaction, it lives on writeable (and pins the session there).
         h.client(Wire.query("DECLARE c CURSOR WITH HOLD FOR SELECT 1"))
