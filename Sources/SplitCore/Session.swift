@@ -359,8 +359,7 @@ public struct Session {
             return batchEnd
         }
         // A statement needed here may have to be compared with the client's copy on the other backend first.
-        guard ready(role, &out), needed.isEmpty || backends[role.other.rawValue].status != .open
-                || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
+        guard ready(role, &out), needed.isEmpty || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
