@@ -8,7 +8,9 @@ import PostgresWire
 // is described on the backend the client prepared it on (which still answers with the columns the
 // client knows, or with that same 0A000 when its own table changed) and the copy is described on the
 // new backend; a copy that describes other columns is not used, and the client gets PostgreSQL's
-// error. This costs two round trips once per statement and backend, and nothing on the usual path.
+// error. This costs two round trips once per statement and backend (again at each use while the
+// columns differ, since the change may be undone), and nothing on the usual path. Columns are compared
+// as PostgreSQL compares them: names, types and modifiers (`resultColumns`).
 
 /// What the comparisons of a statement's copies found; valid for one generation of it (a new Parse,
 /// even of the same text, is a new statement).
