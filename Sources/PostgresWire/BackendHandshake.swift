@@ -45,7 +45,7 @@ public enum BackendHandshakeAction: Sendable {
 
 /// libpq's `channel_binding` for a backend login: whether SCRAM binds itself to the TLS channel
 /// (SCRAM-SHA-256-PLUS), which proves no one in between holds the server's certificate.
-public enum ChannelBindingPolicy: String, Sendable, CaseIterable {
+public enum ChannelBindingPolicy: String, Sendable {
     case disable
     /// Bind when the connection is TLS and the server offers it (libpq's default).
     case prefer

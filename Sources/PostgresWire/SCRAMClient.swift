@@ -58,11 +58,11 @@ public struct SCRAMClient: Sendable {
 
     private static func binding(_ binding: ChannelBinding) -> (header: String, input: [UInt8], mechanism: String) {
         switch binding {
-        case .notSupported: ("n,,", Array("n,,".utf8), SCRAMSecret.mechanism)
-        case .supportedButNotOffered: ("y,,", Array("y,,".utf8), SCRAMSecret.mechanism)
+        case .notSupported: return ("n,,", Array("n,,".utf8), SCRAMSecret.mechanism)
+        case .supportedButNotOffered: return ("y,,", Array("y,,".utf8), SCRAMSecret.mechanism)
         case .tlsServerEndPoint(let data):
-            ("p=\(SCRAMServer.channelBindingType),,", Array("p=\(SCRAMServer.channelBindingType),,".utf8) + data,
-             SCRAMSecret.mechanismWithChannelBinding)
+            let header = "p=\(SCRAMServer.channelBindingType),,"
+            return (header, Array(header.utf8) + data, SCRAMSecret.mechanismWithChannelBinding)
         }
     }
 

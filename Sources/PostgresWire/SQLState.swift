@@ -12,6 +12,7 @@ public enum SQLState {
     public static let inFailedSQLTransaction = "25P02"
     public static let readOnlySQLTransaction = "25006"
     public static let featureNotSupported = "0A000"
+    public static let invalidStatementName = "26000"
     public static let internalError = "XX000"
     public static let queryCanceled = "57014"
     public static let syntaxError = "42601"

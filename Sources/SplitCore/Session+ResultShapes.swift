@@ -69,11 +69,18 @@ extension Session {
         return false
     }
 
-    /// Compared on `role` and found the same: the copy there is used without asking again. A copy
-    /// found to differ is compared again the next time (the change may be undone: an ALTER rolled back).
+    /// The verdict on this generation of statement `name`, if it was compared.
+    private func verdict(_ name: String, generation: UInt64) -> ShapeVerdict? {
+        guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return nil }
+        return verdict
+    }
+
+    /// True when the copy on `role` needs no comparison now: it matched, or it was just found to
+    /// differ and the client's next batch has not met that refusal yet. Otherwise (never compared, or
+    /// refused before) it is compared: the change may have been undone, an ALTER rolled back.
     func shapeMatchedOrJustRefused(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
-        guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return false }
-        return verdict.checked & role.bit != 0 && (verdict.refused & role.bit == 0 || verdict.unapplied & role.bit != 0)
+        guard let verdict = verdict(name, generation: generation), verdict.checked & role.bit != 0 else { return false }
+        return verdict.refused & role.bit == 0 || verdict.unapplied & role.bit != 0
     }
 
     /// The client's batch meets the refusal (its Bind will fail): the next one compares again.
@@ -82,8 +89,7 @@ extension Session {
     }
 
     func shapeDiffers(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
-        guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return false }
-        return verdict.refused & role.bit != 0
+        (verdict(name, generation: generation)?.refused ?? 0) & role.bit != 0
     }
 
     /// One answer to the proxy's own messages of the step in flight.
@@ -101,9 +107,9 @@ extension Session {
     /// modifiers), from a RowDescription: not the table OID and column number, which change when a
     /// table is recreated with the same columns, and not the format (text here). Unreadable: empty.
     static func resultColumns(_ payload: Slice<UnsafeRawBufferPointer>) -> [UInt8] {
+        guard payload.count >= 2 else { return [] }
         var columns: [UInt8] = []
         var i = payload.startIndex + 2
-        guard payload.count >= 2 else { return [] }
         let count = Int(payload[payload.startIndex]) << 8 | Int(payload[payload.startIndex + 1])
         for _ in 0..<count {
             guard let nul = payload[i...].firstIndex(of: 0), nul + 19 <= payload.endIndex else { return [] }
@@ -165,8 +171,7 @@ extension Session {
         shapeCheck = nil
         let role = check.role
         guard statements.generation(of: check.name) == check.generation else { return }
-        var verdict = shapeVerdicts[check.name].flatMap { $0.generation == check.generation ? $0 : nil }
-            ?? ShapeVerdict(generation: check.generation)
+        var verdict = verdict(check.name, generation: check.generation) ?? ShapeVerdict(generation: check.generation)
         verdict.checked |= role.bit
         if differs {
             verdict.refused |= role.bit
@@ -186,7 +191,7 @@ extension Session {
     /// asyncpg look for before they prepare the statement again.
     func changedResultError(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> [UInt8]? {
         guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])),
-              error.code == "26000" else { return nil }
+              error.code == SQLState.invalidStatementName else { return nil }
         let name: String
         let prefix = "prepared statement \"", suffix = "\" does not exist"
         if error.message == "unnamed prepared statement does not exist" {
