@@ -70,6 +70,8 @@ public struct Session {
     /// The statement list simple queries are classified into, kept between queries so that
     /// classifying one allocates nothing.
     var classified: [StatementInfo] = []
+    /// Recent simple queries' classifications, reused when only their literals change.
+    var templates = StatementTemplates()
     /// The statement names an extended batch uses without parsing them, kept between batches.
     var neededNames: [String] = []
     /// The Parses an extended batch holds, kept between batches.
@@ -216,7 +218,7 @@ public struct Session {
         var statements: [StatementInfo] = []
         swap(&statements, &classified)
         defer { swap(&statements, &classified) }
-        classifier.classify(utf8: sql, into: &statements)
+        templates.classify(utf8: sql, with: classifier, version: classifierVersion, into: &statements)
         // Only transaction control is held or answered here: most queries skip both calls.
         if statements.count == 1 && statements[0].transaction != nil,
            deferBegin(statements, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), &out)

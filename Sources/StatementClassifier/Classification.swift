@@ -87,6 +87,8 @@ public struct StatementInfo: Sendable, Equatable {
     public var asksWriteable: Bool
     /// Nil while all of its fields are nil: the usual case.
     private var details: Details?
+    /// Whether any of the rarely set fields (session effect, executes, cursor, setting value) is set.
+    var hasDetails: Bool { details != nil }
 
     /// The rarely set fields.
     private struct Rare: Sendable, Equatable {

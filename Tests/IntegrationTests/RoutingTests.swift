@@ -182,6 +182,20 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v LIKE '\(m)-%'"), [["5"]])
     }
 
+    /// A statement repeated with other values in it (pgbench's simple mode, psycopg2) is routed as its
+    /// text says every time; a change outside the values is routed afresh.
+    func testStatementsRepeatedWithOtherValuesRouteByTheirText() throws {
+        let m = marker("lit")
+        for n in 1...4 {
+            XCTAssertEqual(try conn.query("SELECT inet_server_port(), \(n * 7) FROM rt_items WHERE v = 'seed' AND id > -\(n)"),
+                           [[replica, "\(n * 7)"]])
+            XCTAssertEqual(try conn.query("SELECT inet_server_port(), \(n * 7) FROM rt_items WHERE v = 'seed' AND id > -\(n) FOR UPDATE"),
+                           [[primary, "\(n * 7)"]])
+            XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)-\(n)') RETURNING inet_server_port()"), [[primary]])
+        }
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v LIKE '\(m)-%'"), [["4"]])
+    }
+
     func testStatementLogsShowWhereStatementsRan() throws {
         let m = marker("log")
         let p0 = cluster.logOffset(.primary)
