@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "socket_shim.h"
 
@@ -15,6 +16,14 @@ int pgsplit_accept4_peer(int fd, void *address, uint32_t *length) {
     int client = accept4(fd, (struct sockaddr *)address, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
     *length = size;
     return client;
+}
+
+long pgsplit_recv(int fd, void *buffer, unsigned long length) {
+    return syscall(SYS_recvfrom, fd, buffer, length, 0, NULL, NULL);
+}
+
+long pgsplit_send(int fd, const void *bytes, unsigned long length) {
+    return syscall(SYS_sendto, fd, bytes, length, MSG_NOSIGNAL, NULL, 0);
 }
 
 int pgsplit_epoll_create(void) {
@@ -41,7 +50,8 @@ int pgsplit_epoll_wait(int epfd, uint64_t *tokens, uint32_t *readiness, int capa
     if (capacity > PGSPLIT_EPOLL_BATCH) capacity = PGSPLIT_EPOLL_BATCH;
     int count;
     do {
-        count = epoll_wait(epfd, events, capacity, timeout_ms);
+        // As a plain system call, for the reason given at pgsplit_recv (epoll_pwait: aarch64 has no epoll_wait).
+        count = (int)syscall(SYS_epoll_pwait, epfd, events, capacity, timeout_ms, NULL, 8);
     } while (count < 0 && errno == EINTR);
     for (int i = 0; i < count; i++) {
         uint32_t bits = 0;

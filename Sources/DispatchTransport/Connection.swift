@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CSocketShim
 import Glibc
 #endif
 
@@ -340,7 +341,7 @@ public final class Connection: @unchecked Sendable {
     private func transmit(_ bytes: UnsafeRawBufferPointer) -> TransmitResult {
         if let tls { return transmitTLS(tls, bytes) }
         while true {
-            let count = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            let count = pgsplit_send(fd, bytes.baseAddress, UInt(bytes.count))
             if count >= 0 { return .sent(count) }
             switch errno {
             case EINTR: continue
@@ -360,7 +361,7 @@ public final class Connection: @unchecked Sendable {
     private func receive(into buffer: UnsafeMutableRawBufferPointer) -> ReceiveResult {
         if let tls { return receiveTLS(tls, into: buffer) }
         while true {
-            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
+            let count = pgsplit_recv(fd, buffer.baseAddress, UInt(buffer.count))
             if count > 0 { return .received(count) }
             if count == 0 { return .endOfStream }
             switch errno {
@@ -497,7 +498,7 @@ extension Connection {
         tls.collectOutput()
         while !tls.backlog.isEmpty {
             let pending = tls.backlog.pending
-            let count = send(fd, pending.baseAddress, pending.count, Int32(MSG_NOSIGNAL))
+            let count = pgsplit_send(fd, pending.baseAddress, UInt(pending.count))
             if count >= 0 {
                 tls.backlog.consume(count)
                 continue
@@ -562,7 +563,7 @@ extension Connection {
                 }
             }
             // OpenSSL needs more ciphertext: take it from the socket.
-            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
+            let count = pgsplit_recv(fd, buffer.baseAddress, UInt(buffer.count))
             if count > 0 {
                 tls.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
                 continue

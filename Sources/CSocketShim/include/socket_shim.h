@@ -10,6 +10,13 @@
 /// Returns the new fd or -1 (errno set).
 int pgsplit_accept4_peer(int fd, void *address, uint32_t *length);
 
+/// recv(fd, buffer, length, 0) and send(fd, bytes, length, MSG_NOSIGNAL) as plain system calls.
+/// glibc's own wrappers are thread-cancellation points and switch asynchronous cancellation on and
+/// off around every call; pgsplit never cancels a thread, so that is work for nothing on the path
+/// of every message. Return the byte count or -1 (errno set).
+long pgsplit_recv(int fd, void *buffer, unsigned long length);
+long pgsplit_send(int fd, const void *bytes, unsigned long length);
+
 /// Readiness bits, translated to and from EPOLL* on the C side.
 enum {
     PGSPLIT_EPOLL_IN = 1,
