@@ -114,11 +114,13 @@ final class FunctionCatalog: Sendable {
         default: break
         }
         // Every pg_advisory* / pg_try_advisory* function takes or releases a lock; the _xact_ ones
-        // end with the transaction, the others live as long as the session. Only taking a session
-        // lock pins: an unlock (pool reset queries send `pg_advisory_unlock_all()` on every release)
-        // goes to writeable, where any session lock is, and leaves reads free to go to main.
+        // end with the transaction, the others live as long as the session. Taking a session lock
+        // pins the session to writeable, where every later statement then runs, its unlocks too. An
+        // unlock in a session not pinned has no lock to release anywhere: it is a read (asyncpg's pool
+        // sends `pg_advisory_unlock_all()` at every release; it must not need the primary).
         if hasPrefix(name, "pg_advisory") || hasPrefix(name, "pg_try_advisory") {
-            return contains(name, "_xact_") || contains(name, "_unlock") ? .writes : .writesAdvisoryLock
+            if contains(name, "_unlock") { return .readSafe }
+            return contains(name, "_xact_") ? .writes : .writesAdvisoryLock
         }
         return .readSafe
     }

@@ -71,7 +71,12 @@ extension StatementReader {
             if matches(first, "truncate") { return writeable("truncate") }
         case 0x75: // u
             if matches(first, "update") { return writeable("update") }
-            if matches(first, "unlisten") { return writeable("unlisten") }
+            if matches(first, "unlisten") {
+                // Only a session pinned by its LISTEN has anything to undo, and a pinned session runs
+                // everything on writeable; otherwise UNLISTEN is a no-op a standby accepts (pool resets).
+                lexer.skipToEnd()
+                return StatementInfo(target: .main, command: "unlisten")
+            }
         case 0x76: // v
             if matches(first, "values") { return query(first) }
             if matches(first, "vacuum") { return writeable("vacuum") }

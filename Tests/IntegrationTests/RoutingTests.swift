@@ -196,6 +196,26 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v LIKE '\(m)-%'"), [["4"]])
     }
 
+    /// asyncpg's pool sends this at every release; a session that holds no lock and listens to nothing
+    /// has nothing to undo on the primary, so it runs on the replica (and works while the primary is down).
+    /// ROLLBACK with no transaction open (pools roll back what they get back) only warns there too.
+    func testPoolResetAndIdleRollbackRunOnTheReplica() throws {
+        let m = marker("reset")
+        let p0 = cluster.logOffset(.primary)
+        let r0 = cluster.logOffset(.replica)
+        try conn.exec("SELECT pg_advisory_unlock_all(), '\(m)';\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;")
+        try conn.exec("ROLLBACK; SELECT '\(m)-rollback'")
+        waitUntil("the reset and the rollback in the replica's log") {
+            !cluster.loggedStatements(.replica, containing: m, since: r0).isEmpty
+                && !cluster.loggedStatements(.replica, containing: "\(m)-rollback", since: r0).isEmpty
+        }
+        XCTAssertEqual(cluster.loggedStatements(.primary, containing: m, since: p0), [])
+        // A session that took a lock is pinned to the primary, and releases it there.
+        XCTAssertEqual(try conn.query("SELECT pg_advisory_lock(4711), inet_server_port()"), [["", primary]])
+        XCTAssertEqual(try conn.query("SELECT pg_advisory_unlock_all(), inet_server_port()"), [["", primary]])
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711"), [["0"]])
+    }
+
     func testStatementLogsShowWhereStatementsRan() throws {
         let m = marker("log")
         let p0 = cluster.logOffset(.primary)

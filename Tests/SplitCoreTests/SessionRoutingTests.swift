@@ -313,19 +313,48 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.session.pinned, .temporaryTable)
     }
 
-    /// asyncpg's pool sends this at every release: it must not tie the session to writeable, or a
-    /// pooled connection would never read from main again after its first use.
-    func testPoolResetQueryDoesNotPinTheSession() {
+    /// asyncpg's pool sends this at every release: it must not tie the session to writeable, nor need
+    /// the primary at all (a session holding no lock and listening to nothing has nothing to undo
+    /// there), or reads through the pool would fail while the primary is down.
+    func testPoolResetQueryRunsOnMainAndDoesNotPinTheSession() {
         var h = Harness()
         h.opened(.writeable)
         let reset = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"
         h.client(Wire.query(reset))
-        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, reset)
-        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.commandComplete("CLOSE CURSOR ALL")
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, reset)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        h.backend(.main, Wire.commandComplete("SELECT 1") + Wire.commandComplete("CLOSE CURSOR ALL")
                   + Wire.commandComplete("UNLISTEN") + Wire.commandComplete("RESET") + Wire.ready())
         XCTAssertNil(h.session.pinned)
         h.client(Wire.query("SELECT 1"))
         XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 1")
+    }
+
+    /// A session that LISTENs is pinned to writeable, so its UNLISTEN reaches the listener there.
+    func testUnlistenOfAListeningSessionRunsWhereItListens() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("LISTEN jobs"))
+        h.backend(.writeable, Wire.commandComplete("LISTEN") + Wire.ready())
+        h.client(Wire.query("UNLISTEN *"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "UNLISTEN *")
+    }
+
+    /// COMMIT / ROLLBACK with no transaction open only warn, on a standby too: they need not wait for
+    /// writeable. Inside a transaction they go where it runs.
+    func testCommitAndRollbackOutsideATransactionRunOnMain() {
+        var h = Harness()
+        h.opened(.writeable)
+        for statement in ["ROLLBACK", "COMMIT", "END", "ABORT"] {
+            h.client(Wire.query(statement))
+            XCTAssertEqual(h.out.sentQueries(to: .main).last, statement)
+            h.backend(.main, Wire.commandComplete(statement == "END" || statement == "COMMIT" ? "COMMIT" : "ROLLBACK") + Wire.ready())
+        }
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        h.client(Wire.query("BEGIN; INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.commandComplete("INSERT 0 1") + Wire.ready("T"))
+        h.client(Wire.query("ROLLBACK"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "ROLLBACK")
     }
 
     func testResetRoleAloneDoesNotPinButAChangedRoleStaysPinned() {

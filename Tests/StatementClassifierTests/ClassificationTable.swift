@@ -119,8 +119,9 @@ let plainWrites: [ClassificationCase] = [
     c("REASSIGN OWNED BY a TO b", W, .command("reassign owned")),
     c("LOAD 'auto_explain'", W, .command("load")),
     c("LISTEN ch", W, .command("listen"), .pin(.listen)),
-    c("UNLISTEN ch", W, .command("unlisten")),
-    c("UNLISTEN *", W, .command("unlisten")),
+    // A no-op unless LISTEN pinned the session to writeable (then everything runs there).
+    c("UNLISTEN ch", M, .command("unlisten")),
+    c("UNLISTEN *", M, .command("unlisten")),
     c("NOTIFY ch, 'payload'", W, .command("notify")),
     c("CREATE TABLE t (id int)", W, .command("create table")),
     c("ALTER TABLE t ADD COLUMN x int", W, .command("alter table")),
@@ -369,10 +370,12 @@ let functionCalls: [ClassificationCase] = [
     c("SELECT pg_advisory_lock_shared(1)", W, .pin(.advisoryLock)),
     c("SELECT pg_try_advisory_lock(1, 2)", W, .pin(.advisoryLock)),
     c("SELECT pg_try_advisory_lock_shared(1)", W, .pin(.advisoryLock)),
-    // Unlocking takes nothing: no pin (asyncpg's pool reset sends pg_advisory_unlock_all()).
-    c("SELECT pg_advisory_unlock(1)", W),
-    c("SELECT pg_advisory_unlock_shared(1)", W),
-    c("SELECT pg_advisory_unlock_all()", W),
+    // Unlocking takes nothing: no pin, and a read — a session holding a session lock is pinned to
+    // writeable, where its unlock runs (asyncpg's pool reset sends pg_advisory_unlock_all()).
+    c("SELECT pg_advisory_unlock(1)", M),
+    c("SELECT pg_advisory_unlock_shared(1)", M),
+    c("SELECT pg_advisory_unlock_all()", M),
+    c("SELECT pg_advisory_unlock_all(), nextval('s')", W, .pin(.sequence)),
     c("SELECT pg_advisory_xact_lock(1)", W),
     c("SELECT pg_advisory_xact_lock_shared(1)", W),
     c("SELECT pg_try_advisory_xact_lock(1)", W),
