@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PostgresWire
 import StatementClassifier
 
 /// Settings a session needs, taken from the configuration snapshot when the client logged in.
@@ -886,6 +887,11 @@ public struct Session {
             // is using reach it; the rest (e.g. a FATAL before a close) is handled by backendClosed.
             switch f.type {
             case UInt8(ascii: "A"), UInt8(ascii: "N"), UInt8(ascii: "S"): return true
+            case UInt8(ascii: "E"):
+                // The server ending the session on its own (idle_in_transaction_session_timeout, a
+                // terminated backend): if the client must hear of it, it hears the server's words.
+                if Self.endsSession(f, buffer) { backends[role.rawValue].closingError = Array(buffer[f.start..<f.end]) }
+                return false
             default: return false
             }
         }
@@ -907,6 +913,7 @@ public struct Session {
             switch f.type {
             case UInt8(ascii: "E"):
                 units.mutateFirst { $0.sawError = true }
+                if Self.endsSession(f, buffer) { backends[role.rawValue].toldClientOfClose = true }
                 if refusedShapes, let changed = changedResultError(role, f, buffer) {
                     // Sent in its place by `backendInput`.
                     replacementMessage = changed
@@ -1097,17 +1104,29 @@ public struct Session {
 
     /// `role` closed unexpectedly. The session goes on without it unless it was in use.
     public mutating func backendClosed<Out: SessionOutput>(_ role: BackendRole, _ out: inout Out) {
+        let ended = backends[role.rawValue]
         backends[role.rawValue] = BackendState()
+        // WITH HOLD cursors declared on main live nowhere else: losing main loses them.
         let inUse = units.contains { $0.backend == role } || transaction == role
-            || (pinned != nil && role == .writeable)
+            || (pinned != nil && role == .writeable) || (role == .main && !mainHoldCursors.isEmpty)
         if inUse {
-            let bytes = WireEncode.error(severity: "FATAL", code: "08006",
-                                         message: "the \(role) backend closed the connection unexpectedly",
-                                         hint: "Reconnect; the statement may or may not have run.")
-            bytes.withUnsafeBytes { out.sendToClient($0) }
+            // The client hears of it once: the server's own FATAL when it sent one (already forwarded,
+            // or held since it came between statements), else ours.
+            if !ended.toldClientOfClose {
+                let bytes = ended.closingError ?? WireEncode.error(severity: "FATAL", code: "08006",
+                                                                   message: "the \(role) backend closed the connection unexpectedly",
+                                                                   hint: "Reconnect; the statement may or may not have run.")
+                bytes.withUnsafeBytes { out.sendToClient($0) }
+            }
             closed = true
             out.closeSession(reason: "\(role) backend closed")
         }
+    }
+
+    /// Whether an ErrorResponse ends the backend's session (FATAL or PANIC): the server closes next.
+    static func endsSession(_ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])) else { return false }
+        return error.severity == "FATAL" || error.severity == "PANIC"
     }
 }
 
@@ -1120,6 +1139,10 @@ struct BackendState {
     var appliedHistory: UInt64 = 0
     /// Protocol-level statements prepared here: name -> generation (0 = stale).
     var prepared = StatementNames<UInt64>()
+    /// A FATAL the server sent between statements, before closing: what the client is told if it must be.
+    var closingError: [UInt8]?
+    /// A FATAL of the server already reached the client: nothing more is said when it closes.
+    var toldClientOfClose = false
 }
 
 /// Values by protocol-level statement name, with the unnamed statement ("") kept apart: drivers

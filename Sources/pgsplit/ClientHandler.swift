@@ -463,6 +463,7 @@ final class ClientHandler: @unchecked Sendable {
         for role in forget {
             guard let backend = backends[role.rawValue] else { continue }
             backends[role.rawValue] = nil
+            backend.metrics.backendConnectionClosed()
             pool.release(backend.connection, key: backend.poolKey, info: backend.info, createdAt: backend.createdAt)
         }
         session!.reconfigure(hasWriteable: newDatabase.writeable != nil, forget: forget)
@@ -553,8 +554,8 @@ final class ClientHandler: @unchecked Sendable {
     func backendClosed(_ role: BackendRole, _ error: TransportError?) {
         guard let backend = backends[role.rawValue] else { return }
         backends[role.rawValue] = nil
+        backend.metrics.backendConnectionClosed()
         guard case .ready = phase else { return }
-        _ = backend
         Log.info("session \(id): \(role) backend closed\(error.map { ": \($0)" } ?? "")")
         var out = ShellOutput(handler: self, now: .now)
         session?.backendClosed(role, &out)

@@ -57,6 +57,40 @@ final class HostileBackendKillTests: HostileTestCase {
         watch.assertBackToBaseline()
     }
 
+    /// The server ends a session on its own (idle_in_transaction_session_timeout, or a terminated
+    /// backend under a running statement): the client gets the server's one FATAL, with its SQLSTATE
+    /// (25P03 / 57P01), and nothing of the proxy's after it.
+    func testTheServersFatalReachesTheClientOnce() throws {
+        let (proxy, watch) = try startHostile()
+        let socket = try HostileSocket(port: proxy.port)
+        socket.send(HostileWire.startup(application: watch.applicationName("idle_tx")))
+        _ = socket.readMessages(until: "Z")
+        socket.send(RawWire.query("SET idle_in_transaction_session_timeout = '300ms'"))
+        _ = socket.readMessages(until: "Z")
+        socket.send(RawWire.query("BEGIN; SELECT txid_current() > 0"))
+        _ = socket.readMessages(until: "Z")
+        var counter = HostileMessageCounter()
+        let closed = hostileDrain(socket.fd, into: &counter, timeout: 60) { _ in false }
+        XCTAssertTrue(closed, "the proxy closes the client once the server ended its transaction's session")
+        XCTAssertEqual(HostileWire.errorCodes(counter.kept), ["25P03"], "\(counter.kept)")
+        socket.abort()
+
+        let victim = try HostileSocket(port: proxy.port)
+        let app = "one_fatal"
+        victim.send(HostileWire.startup(application: watch.applicationName(app)))
+        _ = victim.readMessages(until: "Z")
+        victim.send(RawWire.query("SELECT pg_sleep(30)"))
+        if let pid = activeBackend(watch, .replica, app: app, running: "pg_sleep") {
+            try terminate(.replica, pid: pid)
+            var killed = HostileMessageCounter()
+            _ = hostileDrain(victim.fd, into: &killed, timeout: 60) { _ in false }
+            XCTAssertEqual(HostileWire.errorCodes(killed.kept), ["57P01"], "\(killed.kept)")
+        }
+        victim.abort()
+        watch.assertNormalClientWorks()
+        watch.assertBackToBaseline()
+    }
+
     func testBackendTerminatedMidQueryRawBytes() throws {
         // The same, read byte by byte: what exactly does the proxy send?
         let (proxy, watch) = try startHostile()

@@ -423,6 +423,69 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertTrue(h.out.events.contains { if case .close = $0 { return true } else { return false } })
     }
 
+    private static func fatal(_ code: String, _ message: String) -> [UInt8] {
+        Wire.message("E", Wire.cstr("SFATAL") + Wire.cstr("VFATAL") + Wire.cstr("C" + code) + Wire.cstr("M" + message) + [0])
+    }
+
+    private func clientBytes(_ h: Harness) -> [UInt8] {
+        h.out.events.flatMap { if case .toClient(let bytes) = $0 { return bytes } else { return [] } }
+    }
+
+    /// idle_in_transaction_session_timeout: the server says why before it closes, between statements.
+    /// The client hears those words (25P03), not a proxy's guess.
+    func testAServersFatalBetweenStatementsReachesTheClientWhenItEndsTheSession() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN; INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.commandComplete("INSERT 0 1") + Wire.ready("T"))
+        let before = h.out.events.count
+        let timeout = Self.fatal("25P03", "terminating connection due to idle-in-transaction timeout")
+        h.backend(.writeable, timeout)
+        XCTAssertEqual(h.out.events.count, before, "held until the server closes")
+        h.session.backendClosed(.writeable, &h.out)
+        XCTAssertEqual(Array(clientBytes(h).suffix(timeout.count)), timeout)
+        XCTAssertEqual(h.out.clientTypes().filter { $0 == "E" }.count, 1, "one FATAL")
+        XCTAssertTrue(h.out.events.contains { if case .close = $0 { return true } else { return false } })
+    }
+
+    /// A FATAL the server sent while running the client's statement was forwarded: the close adds nothing.
+    func testAForwardedFatalIsNotFollowedByAnotherOne() {
+        var h = Harness()
+        h.opened(.main)
+        h.client(Wire.query("SELECT pg_sleep(10)"))
+        h.backend(.main, Self.fatal("57P01", "terminating connection due to administrator command"))
+        h.session.backendClosed(.main, &h.out)
+        XCTAssertEqual(h.out.clientTypes(), "E")
+        XCTAssertTrue(String(decoding: clientBytes(h), as: UTF8.self).contains("57P01"))
+    }
+
+    /// A server closing an idle backend the session can do without: the client hears nothing, also
+    /// when the server said why.
+    func testAnIdleBackendsFatalIsNotPassedOn() {
+        var h = Harness()
+        h.opened(.main)
+        h.backend(.main, Self.fatal("57P01", "terminating connection due to administrator command"))
+        h.session.backendClosed(.main, &h.out)
+        XCTAssertEqual(h.out.clientTypes(), "")
+        XCTAssertFalse(h.out.events.contains { if case .close = $0 { return true } else { return false } })
+    }
+
+    /// WITH HOLD cursors declared on main live only there: losing main ends the session, as PostgreSQL
+    /// would, instead of a later FETCH finding no cursor.
+    func testLosingMainWithAHoldCursorOnItEndsTheSession() {
+        var h = Harness()
+        h.opened(.main)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("DECLARE c CURSOR WITH HOLD FOR SELECT 1"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("DECLARE CURSOR") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.main, Wire.commandComplete("COMMIT") + Wire.ready())
+        XCTAssertNil(h.session.transaction)
+        h.session.backendClosed(.main, &h.out)
+        XCTAssertTrue(String(decoding: clientBytes(h), as: UTF8.self).contains("08006"))
+        XCTAssertTrue(h.out.events.contains { if case .close = $0 { return true } else { return false } })
+    }
+
     func testIdleBackendLossIsSurvived() {
         var h = Harness()
         h.opened(.writeable)

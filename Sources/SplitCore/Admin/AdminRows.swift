@@ -41,7 +41,7 @@ public struct AdminBackendRow: Sendable, Equatable {
     public var health: BackendHealth
     /// Lag bytes behind writeable (main only).
     public var lagBytes: Int64?
-    /// The proxy's connections to it, in use or pooled.
+    /// The proxy's connections to it that sessions hold now (idle pooled ones are not counted).
     public var connectionsOpen: Int64
 
     public init(database: String, health: BackendHealth, lagBytes: Int64?, connectionsOpen: Int64) {

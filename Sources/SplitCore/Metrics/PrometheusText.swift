@@ -36,7 +36,7 @@ extension ProxyMetrics {
             out.family(name, .counter, help)
             for (database, target) in targets { out.sample(name, labels(database, target), value(target)) }
         }
-        out.family("pgsplit_backend_connections", .gauge, "Backend connections open now (in use or pooled).")
+        out.family("pgsplit_backend_connections", .gauge, "Backend connections sessions hold now (idle pooled ones not counted).")
         for (database, target) in targets {
             out.sample("pgsplit_backend_connections", labels(database, target), target.backendConnectionsCurrent)
         }
