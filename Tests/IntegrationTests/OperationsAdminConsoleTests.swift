@@ -49,6 +49,27 @@ final class OperationsAdminConsoleTests: ProxyTestCase {
         XCTAssertEqual(try console.run(";").tag, "", "an empty command is an empty query")
     }
 
+    /// SHOW BACKENDS' connections follow the servers: a session's backend the server closes (here
+    /// terminated while idle, which the session survives) is no longer counted.
+    func testBackendConnectionsCountServerCloses() throws {
+        let proxy = try startProxy()
+        let console = try admin(proxy)
+        func mainConnections() throws -> String? {
+            try console.run("SHOW BACKENDS").records.first { $0["role"] == "main" }?["connections"] ?? nil
+        }
+        XCTAssertEqual(try mainConnections(), "0")
+        let client = try PQConnection(proxy.conninfo(user: "alice", extra: "application_name=gauge_probe"))
+        XCTAssertEqual(try client.query("SELECT inet_server_port()"), [[replica]])
+        XCTAssertEqual(try mainConnections(), "1")
+        let su = try cluster.superuser(.replica)
+        defer { su.finish() }
+        XCTAssertEqual(try su.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'gauge_probe'"), "1")
+        try waitUntil("the closed backend no longer counted") { try mainConnections() == "0" }
+        XCTAssertEqual(try client.query("SELECT inet_server_port()"), [[replica]], "the session survives an idle backend's end")
+        XCTAssertEqual(try mainConnections(), "1")
+        client.finish()
+    }
+
     /// N reads and M writes through the proxy: SHOW STATS counts at least that many per target, and
     /// the Prometheus text's pgsplit_units_total says the same.
     func testStatsAndMetricsCountReadsAndWrites() throws {
