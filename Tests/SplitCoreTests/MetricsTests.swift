@@ -190,6 +190,47 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(board.snapshot.mainReplayLSN, LSN(200))
     }
 
+    /// A main that was a standby and leaves recovery (promoted) while writeable is up no longer follows
+    /// it: reads there would miss the session's own writes and everyone's after. It takes no reads until
+    /// it is a standby again — unless writeable is down, when it is all there is.
+    func testAPromotedMainServesNoReadsWhileWriteableIsUp() {
+        let board = HealthBoard(database: "app", mainAddress: "m", writeableAddress: "w")
+        board.record(.writeable, .answered(inRecovery: false, position: LSN(1000), replayDelay: nil), sequence: board.beginPoll())
+        board.record(.main, .answered(inRecovery: true, position: LSN(1000), replayDelay: 0), sequence: board.beginPoll())
+        XCTAssertTrue(board.snapshot.mainUsable(maxLag: nil))
+        var events = board.record(.main, .answered(inRecovery: false, position: LSN(1200), replayDelay: nil), sequence: board.beginPoll())
+        XCTAssertEqual(events.map(\.kind), [.mainLeftRecovery])
+        XCTAssertTrue(events[0].isWarning)
+        XCTAssertFalse(board.snapshot.mainUsable(maxLag: nil))
+        XCTAssertEqual(board.record(.main, .answered(inRecovery: false, position: LSN(1300), replayDelay: nil), sequence: board.beginPoll()), [])
+        // A failed check does not forget it.
+        board.record(.main, .unreachable("restarting"), sequence: board.beginPoll())
+        board.record(.main, .answered(inRecovery: false, position: LSN(1300), replayDelay: nil), sequence: board.beginPoll())
+        XCTAssertFalse(board.snapshot.mainUsable(maxLag: nil))
+        XCTAssertTrue(board.snapshot.main.leftRecovery)
+        // Writeable down: the promoted main is the only server left to read from.
+        board.record(.writeable, .unreachable("connection refused"), sequence: board.beginPoll())
+        XCTAssertTrue(board.snapshot.mainUsable(maxLag: nil))
+        board.record(.writeable, .answered(inRecovery: false, position: LSN(1400), replayDelay: nil), sequence: board.beginPoll())
+        XCTAssertFalse(board.snapshot.mainUsable(maxLag: nil))
+        // Rebuilt as a standby of writeable: reads go back to it.
+        events = board.record(.main, .answered(inRecovery: true, position: LSN(1400), replayDelay: 0), sequence: board.beginPoll())
+        XCTAssertEqual(events.map(\.kind), [.mainInRecoveryAgain])
+        XCTAssertTrue(board.snapshot.mainUsable(maxLag: nil))
+        XCTAssertFalse(board.snapshot.main.leftRecovery)
+    }
+
+    /// A main that is a primary from the start (main and writeable the same server, main with a
+    /// read-only user) is configured that way: it keeps serving reads.
+    func testAMainThatWasNeverAStandbyServesReads() {
+        let board = HealthBoard(database: "app", mainAddress: "m", writeableAddress: "w")
+        board.record(.writeable, .answered(inRecovery: false, position: LSN(1000), replayDelay: nil), sequence: board.beginPoll())
+        let events = board.record(.main, .answered(inRecovery: false, position: LSN(1000), replayDelay: nil), sequence: board.beginPoll())
+        XCTAssertEqual(events.map(\.kind), [.mainNotInRecovery])
+        XCTAssertFalse(events[0].isWarning)
+        XCTAssertTrue(board.snapshot.mainUsable(maxLag: nil))
+    }
+
     func testReadYourWritesWaitsForAWriteablePollAfterTheCommitAndForMainToReplayIt() {
         let board = HealthBoard(database: "app", mainAddress: "m", writeableAddress: "w")
         board.record(.writeable, .answered(inRecovery: false, position: LSN(1000), replayDelay: nil), sequence: board.beginPoll())

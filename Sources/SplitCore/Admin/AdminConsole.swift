@@ -126,7 +126,9 @@ public enum AdminConsole {
                      "connections", "last_error"],
                     provider.adminBackends().map { row in
                         let health = row.health
-                        return [row.database, health.role.description, health.address, health.state.rawValue,
+                        // A promoted main is up but serves no reads: say so where operators look.
+                        let state = health.leftRecovery && health.state == .up ? "left recovery" : health.state.rawValue
+                        return [row.database, health.role.description, health.address, state,
                                 health.inRecovery.map(onOff), row.lagBytes.map { String($0) },
                                 health.replayDelay.map { AdminFormat.fixed($0, decimals: 3) },
                                 health.position?.description, String(row.connectionsOpen), health.lastError]

@@ -56,6 +56,10 @@ public struct BackendHealth: Sendable, Equatable {
     public var checkedAt: ContinuousClock.Instant?
     /// Since when the backend has been in its current state.
     public var stateSince: ContinuousClock.Instant?
+    /// Main was a standby and has left recovery while a writeable backend exists: promoted, it no longer
+    /// follows writeable, and reads there would miss what is written from now on. Cleared when it is a
+    /// standby again.
+    public var leftRecovery = false
 
     public init(role: BackendRole, address: String) {
         self.role = role
@@ -76,7 +80,7 @@ public enum PollOutcome: Sendable, Equatable {
 /// Something an operator should hear about once, when it changes.
 public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        case down, up, writeableInRecovery, writeableWritable, mainNotInRecovery
+        case down, up, writeableInRecovery, writeableWritable, mainNotInRecovery, mainLeftRecovery, mainInRecoveryAgain
     }
     public var kind: Kind
     public var database: String
@@ -84,8 +88,8 @@ public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
     public var address: String
     public var detail: String?
 
-    /// Down and a read-only writeable are warnings; the rest is information.
-    public var isWarning: Bool { kind == .down || kind == .writeableInRecovery }
+    /// Down, a read-only writeable and a promoted main are warnings; the rest is information.
+    public var isWarning: Bool { kind == .down || kind == .writeableInRecovery || kind == .mainLeftRecovery }
 
     public var description: String {
         let subject = "database \"\(database)\": \(role) backend \(address)"
@@ -96,6 +100,9 @@ public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
             return "\(subject) is in recovery (read-only): writes will fail until it is promoted or the configuration changes"
         case .writeableWritable: return "\(subject) accepts writes again"
         case .mainNotInRecovery: return "\(subject) is not a standby (pg_is_in_recovery() is false)"
+        case .mainLeftRecovery:
+            return "\(subject) has left recovery (promoted?): it no longer follows writeable, so reads go to writeable while that is up"
+        case .mainInRecoveryAgain: return "\(subject) is a standby again: reads go to it"
         }
     }
 }
@@ -112,6 +119,8 @@ public final class HealthSnapshot: Sendable {
     // through the class copies the whole BackendHealth (its strings retained and released).
     private let mainDown: Bool
     private let mainUp: Bool
+    /// Main was promoted while writeable is up: writes go on there, so main serves no reads.
+    private let mainDiverged: Bool
     public let mainInRecovery: Bool?
     private let mainPosition: LSN?
     private let mainReplayDelay: Double?
@@ -124,6 +133,7 @@ public final class HealthSnapshot: Sendable {
         self.writeablePositions = writeablePositions
         mainDown = main.state == .down
         mainUp = main.state == .up
+        mainDiverged = main.leftRecovery && writeable?.state != .down
         mainInRecovery = main.inRecovery
         mainPosition = main.position
         mainReplayDelay = main.replayDelay
@@ -144,7 +154,7 @@ public final class HealthSnapshot: Sendable {
     /// limit, its replay delay is within it. An unknown delay (an engine without these functions)
     /// does not count against it.
     public func mainUsable(maxLag: Duration?) -> Bool {
-        if mainDown { return false }
+        if mainDown || mainDiverged { return false }
         guard let maxLag, let delay = mainReplayDelay else { return true }
         let (seconds, attoseconds) = maxLag.components
         return delay <= Double(seconds) + Double(attoseconds) / 1e18
@@ -236,11 +246,21 @@ public final class HealthBoard: Sendable {
             }
             if after.state == .down && before.state != .down { event(.down, after.lastError) }
             if after.state == .up && before.state == .down { event(.up) }
+            if role == .main && hasWriteable {
+                // Seen as a standby and then not: promoted. The flag outlives a failed check.
+                if after.inRecovery == true {
+                    if before.leftRecovery { event(.mainInRecoveryAgain) }
+                    after.leftRecovery = false
+                } else if after.inRecovery == false && (before.inRecovery == true || before.leftRecovery) {
+                    if !before.leftRecovery { event(.mainLeftRecovery) }
+                    after.leftRecovery = true
+                }
+            }
             if after.state == .up {
                 if role == .writeable {
                     if after.inRecovery == true && before.inRecovery != true { event(.writeableInRecovery) }
                     if after.inRecovery == false && before.inRecovery == true { event(.writeableWritable) }
-                } else if hasWriteable && after.inRecovery == false && before.inRecovery != false {
+                } else if hasWriteable && after.inRecovery == false && before.inRecovery == nil {
                     event(.mainNotInRecovery)
                 }
             }
