@@ -851,8 +851,20 @@ public struct Session {
                                                          _ out: inout Out) -> Int {
         var offset = 0
         var runStart = 0  // start of the bytes to forward in one send
+        var passThrough = headPassesRepliesThrough(role)
         while !closed {
             guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) else { break }
+            if passThrough {
+                // Rows and the other replies to the client's own statement go on untouched: only an
+                // error, a COPY, a notification or the end of the unit needs a look.
+                switch f.type {
+                case UInt8(ascii: "E"), UInt8(ascii: "G"), UInt8(ascii: "Z"), UInt8(ascii: "A"): break
+                default:
+                    offset = f.end
+                    continue
+                }
+            }
+            defer { passThrough = headPassesRepliesThrough(role) }
             let forward = backendMessage(role, f, buffer)
             if forward && f.type == UInt8(ascii: "A"), let own = ownNotification(role, f, buffer) {
                 // Sent by this session's own backend: the client knows it by the proxy's process ID.
@@ -878,6 +890,13 @@ public struct Session {
         }
         if runStart < offset { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<offset])) }
         return offset
+    }
+
+    /// Whether `backendMessage` would forward every reply of `role` but E, G, Z and A unchanged: the
+    /// head unit is the client's own, running there, with nothing of the proxy's to swallow.
+    @inline(__always)
+    func headPassesRepliesThrough(_ role: BackendRole) -> Bool {
+        units.firstBackend == role && units.firstKind == .client && units.firstSwallowLeft == 0
     }
 
     /// Decides one backend message: true to forward it to the client.
