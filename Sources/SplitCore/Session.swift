@@ -71,7 +71,7 @@ public struct Session {
     /// The statement list simple queries are classified into, kept between queries so that
     /// classifying one allocates nothing.
     var classified: [StatementInfo] = []
-    /// Recent simple queries' classifications, reused when only their literals change.
+    /// Recent statement texts' classifications, reused when only their literals change.
     var templates = StatementTemplates()
     /// The statement names an extended batch uses without parsing them, kept between batches.
     var neededNames: [String] = []
@@ -298,7 +298,7 @@ public struct Session {
                         return buffer.count
                     }
                     let name = string(buffer, nameRange)
-                    let qc = classes(ofParse: f, name: name, sql: sqlRange, in: buffer)
+                    let qc = classesLearning(ofParse: f, name: name, sql: sqlRange, in: buffer)
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
                     parses.append(BatchParse(name: name, classes: qc, message: f.start..<f.end, sql: sqlRange))
@@ -432,6 +432,21 @@ public struct Session {
         statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
                                   version: classifierVersion)
             ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sql])).statements
+    }
+
+    /// The same, through the session's statement templates on a new text: drivers that send each
+    /// statement with its values written in (pgJDBC's plain Statement, psycopg 3 without parameters)
+    /// Parse a new text every time.
+    @inline(__always)
+    mutating func classesLearning(ofParse f: Frame, name: String, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
+        if let known = statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
+                                                 version: classifierVersion) {
+            return known
+        }
+        var infos: [StatementInfo] = []
+        templates.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sql]), with: classifier, version: classifierVersion,
+                           into: &infos)
+        return infos
     }
 
     /// Whether the client's messages from `start` (the rest of a batch open on main) hold a statement

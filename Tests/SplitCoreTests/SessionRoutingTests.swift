@@ -330,6 +330,23 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 1")
     }
 
+    /// pgJDBC's plain Statement and psycopg 3 without parameters Parse a new text for every statement,
+    /// values written in: each is routed by its own text, a literal change reusing the classification
+    /// and any other change classified afresh.
+    func testParsedTextsWithOtherValuesRouteByTheirText() {
+        var h = Harness()
+        h.opened(.writeable)
+        let texts: [(String, BackendRole)] = [("SELECT v FROM t WHERE id = 1", .main), ("SELECT v FROM t WHERE id = 2", .main),
+                                              ("SELECT v FROM t WHERE id = 3 FOR UPDATE", .writeable),
+                                              ("SELECT v FROM t WHERE id = -4", .main),
+                                              ("SELECT v FROM t WHERE id = 5; DELETE FROM t", .writeable)]
+        for (sql, role) in texts {
+            h.client(Wire.parse("", sql) + Wire.bind("") + Wire.execute() + Wire.sync)
+            XCTAssertEqual(h.out.parsedTexts(to: role).last, sql)
+            h.backend(role, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        }
+    }
+
     /// A session that LISTENs is pinned to writeable, so its UNLISTEN reaches the listener there.
     func testUnlistenOfAListeningSessionRunsWhereItListens() {
         var h = Harness()
