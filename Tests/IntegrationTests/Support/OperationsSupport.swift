@@ -238,9 +238,12 @@ final class OwnPair: Sendable {
 
     static var script: String { TestCluster.repoRoot.appendingPathComponent("scripts/pg-pair.sh").path }
 
+    /// The ports move as far as PGSPLIT_TEST_PRIMARY_PORT moves the shared pair from 25432, so two
+    /// checkouts testing on shared pairs of their own do not meet on these either.
     init(folder: String = "var/test-ops", primaryPort: Int = 25452, replicaPort: Int = 25453) throws {
+        let shift = ProcessInfo.processInfo.environment["PGSPLIT_TEST_PRIMARY_PORT"].flatMap(Int.init).map { $0 - 25432 } ?? 0
         dir = TestCluster.repoRoot.appendingPathComponent(folder)
-        cluster = TestCluster(primaryPort: primaryPort, replicaPort: replicaPort, dir: dir)
+        cluster = TestCluster(primaryPort: primaryPort + shift, replicaPort: replicaPort + shift, dir: dir)
         try start()
     }
 
