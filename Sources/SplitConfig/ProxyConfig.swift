@@ -14,7 +14,7 @@ public struct ProxyConfig: Sendable, Equatable {
     public let maxMessageSize: Int
     /// How long a client may take to finish logging in; zero means no limit.
     public let clientLoginTimeout: Duration
-    /// How long connecting to a backend may take.
+    /// How long connecting to and logging in to a backend may take (TLS and authentication included).
     public let connectTimeout: Duration
     /// Whether each statement's routing decision is logged.
     public let logRouting: Bool

@@ -1,3 +1,4 @@
+import Dispatch
 import DispatchTransport
 import PostgresWire
 import SplitConfig
@@ -13,7 +14,10 @@ struct BackendLogin: Sendable {
 }
 
 /// Opens a backend connection and logs in. The completion runs once, on `loop`, with the open
-/// connection and what the backend reported, or a one-line reason.
+/// connection and what the backend reported, or a one-line reason. `timeout` bounds the whole open —
+/// connect, TLS, startup and authentication, every attempt of `sslmode=prefer` / `allow` — as libpq's
+/// connect_timeout does: a server that accepts the connection and then never answers (stopped,
+/// paused, behind a black hole) fails the open instead of holding it forever.
 enum BackendConnector {
     struct Opened {
         var connection: Connection
@@ -37,41 +41,51 @@ enum BackendConnector {
     static func open(_ login: BackendLogin, on loop: EventLoop, timeout: Double,
                      completion reportOutcome: @escaping (Result<Opened, Failure>) -> Void) {
         let tls = BackendTLS(login.address)
-        let completion: (Result<Opened, Failure>) -> Void = { reportOutcome($0.mapError { $0.unwrapped }) }
+        let deadline = OpenDeadline(label: login.address.label, timeout: timeout, on: loop) {
+            reportOutcome($0.mapError { $0.unwrapped })
+        }
         switch tls.mode {
         case .allow:
             // libpq's allow: in the clear first; TLS only when the server refuses that.
-            open(login, tls: tls, encrypt: false, on: loop, timeout: timeout) { result in
+            attempt(login, tls: tls, encrypt: false, within: deadline) { result in
                 if case .failure(.refused(.server)) = result {
-                    open(login, tls: tls, encrypt: true, on: loop, timeout: timeout, completion: completion)
+                    attempt(login, tls: tls, encrypt: true, within: deadline, completion: deadline.finish)
                 } else {
-                    completion(result)
+                    deadline.finish(result)
                 }
             }
         case .prefer:
             // libpq's prefer: TLS when the server offers it; in the clear when the handshake fails.
-            open(login, tls: tls, encrypt: true, on: loop, timeout: timeout) { result in
+            attempt(login, tls: tls, encrypt: true, within: deadline) { result in
                 if case .failure(let failure) = result, failure.isTLSFailure {
-                    open(login, tls: tls, encrypt: false, on: loop, timeout: timeout, completion: completion)
+                    attempt(login, tls: tls, encrypt: false, within: deadline, completion: deadline.finish)
                 } else {
-                    completion(result)
+                    deadline.finish(result)
                 }
             }
         default:
-            open(login, tls: tls, encrypt: tls.mode != .disable, on: loop, timeout: timeout, completion: completion)
+            attempt(login, tls: tls, encrypt: tls.mode != .disable, within: deadline, completion: deadline.finish)
         }
     }
 
-    /// One attempt: connect, negotiate TLS when `encrypt` (SSLRequest first), then log in.
-    private static func open(_ login: BackendLogin, tls: BackendTLS, encrypt: Bool, on loop: EventLoop, timeout: Double,
-                             completion: @escaping (Result<Opened, Failure>) -> Void) {
+    /// One attempt: connect, negotiate TLS when `encrypt` (SSLRequest first), then log in. Starts
+    /// nothing once the deadline has passed; its completion is not called then.
+    private static func attempt(_ login: BackendLogin, tls: BackendTLS, encrypt: Bool, within deadline: OpenDeadline,
+                                completion: @escaping (Result<Opened, Failure>) -> Void) {
+        guard !deadline.isFinished else { return }
         let host = login.address.hostaddr ?? login.address.host
-        Connection.connect(host: host, port: login.address.port, on: loop, timeout: timeout) { result in
+        Connection.connect(host: host, port: login.address.port, on: deadline.loop, timeout: deadline.remaining) { result in
             switch result {
             case .failure(let error):
+                guard !deadline.isFinished else { return }
                 completion(.failure(.unreachable("cannot connect to \(login.address.label): \(error)")))
             case .success(let connection):
-                let driver = HandshakeDriver(connection: connection, login: login, completion: completion)
+                guard deadline.watch(connection) else { return }
+                let driver = HandshakeDriver(connection: connection, login: login) { result in
+                    // Past the deadline the connection was closed and the open answered already.
+                    guard !deadline.isFinished else { return }
+                    completion(result)
+                }
                 // libpq never uses TLS over a Unix socket.
                 if encrypt && !login.address.isUnixSocket {
                     SSLNegotiation(connection: connection, tls: tls, label: login.address.label, driver: driver).start()
@@ -80,6 +94,81 @@ enum BackendConnector {
                 }
             }
         }
+    }
+}
+
+/// The deadline of one `BackendConnector.open`, and its completion: whichever comes first — the
+/// login's outcome or the deadline — is reported, exactly once (both run on `loop`, so nothing
+/// can interleave). At the deadline the connection in use is closed: its handshake's callbacks
+/// then find the open finished and report nothing.
+///
+/// Confined to `loop`: created in `open` (which runs there) and touched only by the transport's
+/// callbacks and the timer, all of which run there.
+private final class OpenDeadline {
+    let loop: EventLoop
+    private let label: String
+    private let timeout: Double
+    private let expires: DispatchTime
+    private var completion: ((Result<BackendConnector.Opened, BackendConnector.Failure>) -> Void)?
+    private var timer: TimerHandle?
+    /// The connection the current attempt logs in on.
+    private var connection: Connection?
+
+    init(label: String, timeout: Double, on loop: EventLoop,
+         completion: @escaping (Result<BackendConnector.Opened, BackendConnector.Failure>) -> Void) {
+        self.loop = loop
+        self.label = label
+        self.timeout = timeout
+        self.completion = completion
+        expires = DispatchTime.now() + timeout
+        timer = loop.scheduleTimer(after: timeout) { [self] in
+            timer = nil
+            expired()
+        }
+    }
+
+    var isFinished: Bool { completion == nil }
+
+    /// Seconds left (at least a millisecond, so a late attempt fails fast rather than never).
+    var remaining: Double {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let end = expires.uptimeNanoseconds
+        return end > now ? max(Double(end - now) / 1e9, 0.001) : 0.001
+    }
+
+    /// An attempt connected: the deadline closes `connection` if the login is still running then.
+    /// False (and the connection closed) when the deadline has already passed.
+    func watch(_ connection: Connection) -> Bool {
+        guard !isFinished else {
+            connection.close()
+            return false
+        }
+        self.connection = connection
+        return true
+    }
+
+    func finish(_ result: Result<BackendConnector.Opened, BackendConnector.Failure>) {
+        guard let done = completion else {
+            if case .success(let opened) = result { opened.connection.close() }
+            return
+        }
+        completion = nil
+        timer?.cancel()
+        timer = nil
+        connection = nil
+        done(result)
+    }
+
+    private func expired() {
+        let abandoned = connection
+        // Finished first: closing the connection makes its handshake report a failure, which must
+        // find the open already answered (and start no `prefer` / `allow` retry).
+        finish(.failure(.unreachable("timed out logging in to \(label) after \(Self.seconds(timeout)) s")))
+        abandoned?.close()
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String((value * 10).rounded() / 10)
     }
 }
 
