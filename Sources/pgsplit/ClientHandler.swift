@@ -327,7 +327,8 @@ final class ClientHandler: @unchecked Sendable {
             switch result {
             case .failure(let failure):
                 backendOpenFailed(role, reason: "\(role) backend \(login.address.label): \(failure.description)",
-                                  serverError: { if case .refused(.server(let f)) = failure { return f } else { return nil } }())
+                                  serverError: { if case .refused(.server(let f)) = failure { return f } else { return nil } }(),
+                                  unreachable: { if case .unreachable = failure { return true } else { return false } }())
             case .success(let opened):
                 backendOpened(role, opened, login: login, key: key)
             }
@@ -349,8 +350,14 @@ final class ClientHandler: @unchecked Sendable {
                                 onClose: { [self] error in backendClosed(role, error) })
         if case .connectingMain = phase {
             let known = KnownLogin(info: opened.info, hasWriteable: database?.writeable != nil)
-            server.rememberLogin(backend.poolKey, known)
-            finishLogin(greeting: known.greeting)
+            if role == .main {
+                server.rememberLogin(backend.poolKey, known)
+                finishLogin(greeting: known.greeting)
+            } else {
+                // Main was unreachable (see backendOpenFailed): writeable's greeting, not remembered
+                // as main's.
+                finishLogin(greeting: known.greeting, mainIsOpen: false)
+            }
         } else {
             session?.backendOpened(role)
             session?.setBackendProcessID(backend.keyData?.processID ?? 0, for: role)
@@ -361,9 +368,18 @@ final class ClientHandler: @unchecked Sendable {
         pumpClient()
     }
 
-    func backendOpenFailed(_ role: BackendRole, reason: String, serverError: ErrorFields? = nil) {
+    /// `unreachable`: no server answered in time (as opposed to one refusing the login).
+    func backendOpenFailed(_ role: BackendRole, reason: String, serverError: ErrorFields? = nil, unreachable: Bool = false) {
         server.metrics.database(databaseName).target(role).backendConnectionFailed()
         Log.warning("session \(id): cannot open \(reason)")
+        if case .connectingMain = phase, role == .main, unreachable, database?.writeable != nil,
+           config.readFallback == .writeable {
+            // Reads may fall back to writeable while main is down, so the login may too: the client
+            // is greeted with writeable's parameters, and its reads return to main once it is back.
+            Log.info("session \(id): logging in through the writeable backend while main is unreachable")
+            openBackend(.writeable)
+            return
+        }
         if case .connectingMain = phase {
             // The client cannot log in without main: answer as PostgreSQL would, with the server's
             // own error when it gave one.
@@ -406,7 +422,8 @@ final class ClientHandler: @unchecked Sendable {
         return out.readableArray
     }
 
-    /// Main is open: tell the client what it reported, give it our own key, and start the session.
+    /// Main is open (or known, or unreachable and writeable open instead): tell the client what the
+    /// backend reported, give it our own key, and start the session.
     func finishLogin(greeting: [UInt8], mainIsOpen: Bool = true) {
         loginTimer?.cancel()
         loginTimer = nil
@@ -433,6 +450,11 @@ final class ClientHandler: @unchecked Sendable {
         session!.clientProcessID = cancelKey.processID
         if let main = backends[BackendRole.main.rawValue] {
             session!.setBackendProcessID(main.keyData?.processID ?? 0, for: .main)
+        }
+        if let writeable = backends[BackendRole.writeable.rawValue] {
+            // Logged in through writeable (main was unreachable): the session starts with it open.
+            session!.backendOpened(.writeable)
+            session!.setBackendProcessID(writeable.keyData?.processID ?? 0, for: .writeable)
         }
         phase = .ready
     }
