@@ -265,8 +265,23 @@ final class ClientHandler: @unchecked Sendable {
                 return
             }
             phase = .connectingMain
+            if loginSkipsMain {
+                // The health check already found main down: waiting for it to fail (up to
+                // connect_timeout on a server that no longer answers) would only delay the client.
+                Log.info("session \(id): logging in through the writeable backend while main is down")
+                openBackend(.writeable)
+                return
+            }
             openBackend(.main)
         }
+    }
+
+    /// Whether a login goes straight to writeable: main was found down by its last check, a writeable
+    /// backend exists and reads may fall back to it.
+    private var loginSkipsMain: Bool {
+        guard database?.writeable != nil, config.readFallback == .writeable,
+              let board = server.monitor?.board(for: databaseName) else { return false }
+        return board.snapshot.main.state == .down
     }
 
     // MARK: - Backends
