@@ -49,6 +49,8 @@ public struct Session {
     /// WITH HOLD cursors declared in read-only transactions on main: they outlive the transaction
     /// there, so FETCH, MOVE and CLOSE of them go to main whatever else reads do meanwhile.
     var mainHoldCursors: Set<String> = []
+    /// Main refused a read of a relation it cannot open (unlogged, unknown to the catalog): refresh it.
+    var catalogMissesUnlogged = false
 
     /// The transaction as predicted from what was sent; ReadyForQuery corrects it.
     public private(set) var transaction: BackendRole?
@@ -948,6 +950,7 @@ public struct Session {
             case UInt8(ascii: "E"):
                 units.mutateFirst { $0.sawError = true }
                 if Self.endsSession(f, buffer) { backends[role.rawValue].toldClientOfClose = true }
+                if role == .main && settings.hasWriteable && Self.isUnloggedRefusal(f, buffer) { catalogMissesUnlogged = true }
                 if refusedShapes, let changed = changedResultError(role, f, buffer) {
                     // Sent in its place by `backendInput`.
                     replacementMessage = changed
@@ -996,6 +999,11 @@ public struct Session {
                          wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError && !effects.onlyAsks)
         guard !unit.sawError else {
             if !inTransactionAfter { uncommittedHistory.removeAll() }
+            if catalogMissesUnlogged {
+                // Made unlogged behind the proxy's back (directly on the primary): learn it for next time.
+                catalogMissesUnlogged = false
+                out.functionsMayHaveChanged()
+            }
             return
         }
         if let pin = effects.pin, pinned == nil, settings.hasWriteable, role == .writeable || pin == .role { pinned = pin }
@@ -1155,6 +1163,13 @@ public struct Session {
             closed = true
             out.closeSession(reason: "\(role) backend closed")
         }
+    }
+
+    /// A standby's "cannot access temporary or unlogged relations during recovery" (0A000; the only
+    /// 0A000 a read gets there that a catalog refresh can cure — others cost one needless refresh).
+    static func isUnloggedRefusal(_ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])) else { return false }
+        return error.code == SQLState.featureNotSupported
     }
 
     /// Whether an ErrorResponse ends the backend's session (FATAL or PANIC): the server closes next.

@@ -76,14 +76,17 @@ public struct StatementInfo: Sendable, Equatable {
     /// True for COPY ... FROM STDIN (the client will stream CopyData).
     public var copyFromStdin: Bool
     /// True when the statement is DDL that may change function volatility (CREATE/ALTER/DROP FUNCTION,
-    /// CREATE EXTENSION, ...): the session core refreshes the function catalog afterwards.
+    /// CREATE EXTENSION, ...) or which relations are unlogged (CREATE UNLOGGED TABLE, ALTER TABLE ...
+    /// SET UNLOGGED): the session core refreshes the catalog afterwards.
     public var changesFunctions: Bool
     /// The statement calls a function the catalog does not know (created since it was loaded, or a
     /// name that only looks like a call, such as a column-list alias): the session refreshes the
     /// catalog before routing it. Only set when `FunctionPolicy.knownFunctions` is not empty.
     public var callsUnknownFunction: Bool
-    /// A read that writeable must answer (`SHOW transaction_read_only`: the session can write, so it
-    /// asks the primary). It writes nothing: reads after it need not wait for main to replay anything.
+    /// A read that writeable must answer: `SHOW transaction_read_only` (the session can write, so it asks
+    /// the primary), a query naming an unlogged relation (a standby cannot read one), an EXPLAIN of a
+    /// write (main's read-only user may not plan it). It writes nothing: reads after it need not wait
+    /// for main to replay anything.
     public var asksWriteable: Bool
     /// Nil while all of its fields are nil: the usual case.
     private var details: Details?
@@ -180,13 +183,17 @@ public struct FunctionPolicy: Sendable, Equatable {
     /// Every function name the catalog has (any schema, unqualified, lower-cased), plus names already
     /// found not to be functions. Empty: unknown names are not looked for.
     public var knownFunctions: Set<String>
+    /// Lower-cased names of unlogged tables and sequences: a standby cannot read them ("cannot access
+    /// temporary or unlogged relations during recovery"), so a query naming one asks writeable.
+    public var unloggedRelations: Set<String>
 
     public init(volatileFunctions: Set<String> = [], readSafe: Set<String> = [], writing: Set<String> = [],
-                knownFunctions: Set<String> = []) {
+                knownFunctions: Set<String> = [], unloggedRelations: Set<String> = []) {
         self.volatileFunctions = volatileFunctions
         self.readSafe = readSafe
         self.writing = writing
         self.knownFunctions = knownFunctions
+        self.unloggedRelations = unloggedRelations
     }
 }
 

@@ -21,6 +21,9 @@ final class FunctionCatalog: Sendable {
     private let builtins: NameTable
     private let policy: NameTable
     private let known: NameTable
+    private let unlogged: NameTable
+    /// Whether any unlogged relation is known: most databases have none, and their queries skip the lookup.
+    let hasUnlogged: Bool
 
     private enum Builtin {
         static let writes: UInt8 = 1
@@ -56,6 +59,14 @@ final class FunctionCatalog: Sendable {
         add(policy.writing, PolicyBit.writing)
         self.policy = NameTable(policyEntries)
         known = NameTable(policy.knownFunctions.map { (Array($0.utf8), UInt8(1)) })
+        unlogged = NameTable(policy.unloggedRelations.map { (Array($0.lowercased().utf8), UInt8(1)) })
+        hasUnlogged = !policy.unloggedRelations.isEmpty
+    }
+
+    /// Whether `name` (a name as written: unquoted or the inside of a quoted one) may be an unlogged
+    /// relation. Compared lower-cased: a quoted name that differs only in case counts too, the safe side.
+    func isUnlogged(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        withLowercased(name) { unlogged.value(for: $0) != 0 }
     }
 
     /// The effect of calling `name` (already lower-cased when it was unquoted); `qualified` is

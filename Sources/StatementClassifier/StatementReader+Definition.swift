@@ -3,12 +3,16 @@
 extension StatementReader {
     mutating func create() -> StatementInfo {
         var temporary = false
+        var unlogged = false
         var token = next()
         while true {
             if matches(token, "or") && skip("replace") {
                 token = next()
             } else if matches(token, "temp") || matches(token, "temporary") {
                 temporary = true
+                token = next()
+            } else if matches(token, "unlogged") {
+                unlogged = true
                 token = next()
             } else if isCreateModifier(token) {
                 token = next()
@@ -18,6 +22,8 @@ extension StatementReader {
         }
         guard token.kind == .word else { return writeable("create") }
         var info = StatementInfo(target: .writeable, command: definitionCommand("create ", token))
+        // A new unlogged relation is one main cannot read: the catalog learns its name.
+        info.changesFunctions = unlogged && !temporary
         if matches(token, "table") || matches(token, "view") || matches(token, "sequence") {
             if temporary || createsInTemporarySchema() { info.pin = .temporaryTable }
         } else if matches(token, "function") || matches(token, "procedure") {
@@ -78,6 +84,16 @@ extension StatementReader {
         var info = StatementInfo(target: .writeable, command: definitionCommand("alter ", token))
         info.changesFunctions = matches(token, "function") || matches(token, "procedure")
             || matches(token, "routine") || matches(token, "extension")
+        if matches(token, "table") || matches(token, "sequence") {
+            // ALTER TABLE / SEQUENCE ... SET UNLOGGED | LOGGED: which relations main cannot read changes.
+            while true {
+                let word = next()
+                if word.kind == .end { break }
+                if matches(word, "set") && (matches(peek(), "unlogged") || matches(peek(), "logged")) {
+                    info.changesFunctions = true
+                }
+            }
+        }
         lexer.skipToEnd()
         return info
     }
@@ -90,6 +106,14 @@ extension StatementReader {
         info.changesFunctions = matches(token, "function") || matches(token, "procedure")
             || matches(token, "routine") || matches(token, "extension") || matches(token, "schema")
             || matches(token, "owned")
+        if functions.hasUnlogged && (matches(token, "table") || matches(token, "sequence")) {
+            // Dropping an unlogged relation: a logged one may take its name, which main can read.
+            while true {
+                let name = next()
+                if name.kind == .end { break }
+                if name.isName && isUnloggedName(name) { info.changesFunctions = true }
+            }
+        }
         lexer.skipToEnd()
         return info
     }

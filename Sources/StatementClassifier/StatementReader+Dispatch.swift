@@ -146,7 +146,7 @@ extension StatementReader {
     // MARK: - Shapes shared by many commands
 
     mutating func query(_ first: Token) -> StatementInfo {
-        readQuery(first: first).info
+        readQuery(first: first).statement
     }
 
     mutating func writeable(_ command: String) -> StatementInfo {

@@ -4,6 +4,19 @@
 /// Kept as the StatementInfo it becomes, so that `query` hands it over without copying its strings.
 struct QueryFeatures {
     var info: StatementInfo
+    /// Names something only writeable can answer — an unlogged relation, which a standby cannot read —
+    /// without writing anything.
+    var asksWriteable = false
+
+    /// The statement this makes: one that writes nothing but asks writeable goes there, marked as
+    /// asking (reads after it need not wait for main to replay anything).
+    var statement: StatementInfo {
+        guard asksWriteable, info.target == .main else { return info }
+        var asking = info
+        asking.target = .writeable
+        asking.asksWriteable = true
+        return asking
+    }
 
     init(command: String) {
         info = StatementInfo(target: .main, command: command)
@@ -88,6 +101,9 @@ extension StatementReader {
                     features.command = command
                     findMainCommand = false
                 }
+                if functions.hasUnlogged { noteRelation(token, features: &features) }
+            case .quotedName:
+                if functions.hasUnlogged { noteRelation(token, features: &features) }
             case .semicolon:
                 // A `;` inside parentheses: not a query we understand.
                 features.writes = true
@@ -156,6 +172,33 @@ extension StatementReader {
         default:
             break
         }
+    }
+
+    /// A name that may be an unlogged relation (checked only when the database has one).
+    func noteRelation(_ token: Token, features: inout QueryFeatures) {
+        if isUnloggedName(token) { features.asksWriteable = true }
+    }
+
+    /// Whether `token` (a word or a quoted name) names a known unlogged relation.
+    func isUnloggedName(_ token: Token) -> Bool {
+        if token.kind == .word {
+            return functions.isUnlogged(UnsafeBufferPointer(start: bytes + token.start, count: token.length))
+        }
+        guard token.kind == .quotedName, let inside = quotedContent(token) else { return false }
+        return inside.withUnsafeBufferPointer { functions.isUnlogged($0) }
+    }
+
+    /// The name inside a plain `"..."` (doubled quotes undone); nil for a U&"..." name.
+    private func quotedContent(_ token: Token) -> [UInt8]? {
+        guard bytes[token.start] == ASCII.doubleQuote, token.length >= 2 else { return nil }
+        var out: [UInt8] = []
+        var i = token.start + 1
+        let end = token.end - 1
+        while i < end {
+            out.append(bytes[i])
+            i += bytes[i] == ASCII.doubleQuote ? 2 : 1
+        }
+        return out
     }
 
     /// A name followed by `(`: a function call (or a harmless look-alike such as `IN (` or `varchar(`).

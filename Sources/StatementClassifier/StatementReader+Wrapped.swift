@@ -1,7 +1,8 @@
 /// Statements that wrap a query: EXPLAIN, COPY, DECLARE; and the cursor commands FETCH, MOVE, CLOSE.
 extension StatementReader {
     /// EXPLAIN [ANALYZE] [VERBOSE] statement, or EXPLAIN (option [value], ...) statement.
-    /// Without ANALYZE nothing runs, so it is a read; with ANALYZE the statement runs and decides.
+    /// With ANALYZE the statement runs and decides; without, nothing runs and nothing is written, but the
+    /// plan is made where the statement would run.
     mutating func explain() -> StatementInfo {
         var analyze = false
         var token = next()
@@ -39,7 +40,10 @@ extension StatementReader {
             return StatementInfo(target: body.target, command: "explain", session: body.session, pin: body.pin,
                                  executes: body.executes, settingValue: body.settingValue)
         }
-        return StatementInfo(target: .main, command: "explain", executes: body.executes)
+        // Nothing runs, but the plan is made where the statement would run: a standby's read-only user
+        // may not plan a write (42501), and a standby cannot open an unlogged table.
+        return StatementInfo(target: body.target, command: "explain", executes: body.executes,
+                             asksWriteable: body.target == .writeable)
     }
 
     /// `false`, `off`, `0` (or the same as a string) turn an EXPLAIN option off.
@@ -70,11 +74,15 @@ extension StatementReader {
             query = readQuery(first: first, closingBelow: inside)
         } else {
             guard token.isName else { return writeable("copy") }
+            var unlogged = functions.hasUnlogged && isUnloggedName(token)
             while peek().kind == .dot {
                 _ = next()
-                guard next().isName else { return writeable("copy") }
+                let part = next()
+                guard part.isName else { return writeable("copy") }
+                if functions.hasUnlogged && isUnloggedName(part) { unlogged = true }
             }
             if peek().kind == .openParen { skipParenthesized() }
+            if unlogged { query = QueryFeatures(command: "copy"); query?.asksWriteable = true }
         }
         let direction = next()
         if matches(direction, "from") {
@@ -87,7 +95,8 @@ extension StatementReader {
         guard matches(direction, "to"), matches(next(), "stdout") else { return writeable("copy") }
         lexer.skipToEnd()
         let writes = query?.writes ?? false
-        return StatementInfo(target: writes ? .writeable : .main, command: "copy", pin: query?.pin)
+        let asks = !writes && query?.asksWriteable == true
+        return StatementInfo(target: writes || asks ? .writeable : .main, command: "copy", pin: query?.pin, asksWriteable: asks)
     }
 
     /// DECLARE name [BINARY] [ASENSITIVE | INSENSITIVE] [[NO] SCROLL] CURSOR [{WITH | WITHOUT} HOLD] FOR query.
@@ -115,8 +124,9 @@ extension StatementReader {
         if hold {
             return StatementInfo(target: .writeable, command: "declare", pin: .holdCursor, cursor: cursorName)
         }
-        return StatementInfo(target: features.writes ? .writeable : .main, command: "declare", pin: features.pin,
-                             cursor: cursorName, callsUnknownFunction: features.callsUnknownFunction)
+        let asks = !features.writes && features.asksWriteable
+        return StatementInfo(target: features.writes || asks ? .writeable : .main, command: "declare", pin: features.pin,
+                             cursor: cursorName, callsUnknownFunction: features.callsUnknownFunction, asksWriteable: asks)
     }
 
     /// FETCH / MOVE [direction [FROM | IN]] cursor: the cursor's name is the last name in the statement.

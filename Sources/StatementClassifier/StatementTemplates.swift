@@ -60,7 +60,7 @@ public struct StatementTemplates: Sendable {
     /// A statement whose classification does not depend on its literals.
     static func isPlain(_ info: StatementInfo) -> Bool {
         guard info.transaction == nil, info.pin == nil, !info.hinted, !info.copyFromStdin, !info.changesFunctions,
-              !info.callsUnknownFunction, !info.asksWriteable, !info.hasDetails else { return false }
+              !info.callsUnknownFunction, !info.hasDetails else { return false }
         switch info.command {
         case "select", "insert", "update", "delete", "merge", "values", "table": return true
         default: return false

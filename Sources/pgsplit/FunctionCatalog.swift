@@ -2,14 +2,20 @@ import DispatchTransport
 import SplitConfig
 import StatementClassifier
 
-/// Which user functions are volatile, read from the catalog of the writeable backend (or main).
+/// Which user functions are volatile and which relations are unlogged, read from the catalog of the
+/// writeable backend (or main).
 enum FunctionCatalog {
     /// Every function, and whether it is a user function that is VOLATILE (built-in volatile ones such
-    /// as random() are read-safe; the built-ins that write are known to the classifier itself).
+    /// as random() are read-safe; the built-ins that write are known to the classifier itself), kind
+    /// 'f'; and every unlogged table and sequence, kind 'u' (a standby cannot read them).
     static let query = """
-        SELECT DISTINCT n.nspname, p.proname, p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+        SELECT DISTINCT 'f', n.nspname, p.proname, p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-        WHERE n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+        WHERE n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+        UNION ALL \
+        SELECT 'u', n.nspname, c.relname, true \
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p', 'S', 'm')
         """
 
     /// Words that precede a parenthesis in SQL without being functions.
@@ -52,11 +58,16 @@ enum FunctionCatalog {
 
     static func policy(database: DatabaseConfig, rows: [[String?]]) -> FunctionPolicy {
         var volatile = Set<String>()
+        var unlogged = Set<String>()
         var known = grammarWords
         for row in rows {
-            guard row.count == 3, let schema = row[0], let name = row[1] else { continue }
+            guard row.count == 4, let schema = row[1], let name = row[2] else { continue }
+            if row[0] == "u" {
+                unlogged.insert(name.lowercased())
+                continue
+            }
             known.insert(name.lowercased())
-            guard row[2] == "t" else { continue }
+            guard row[3] == "t" else { continue }
             volatile.insert(name.lowercased())
             volatile.insert(schema.lowercased() + "." + name.lowercased())
         }
@@ -64,6 +75,6 @@ enum FunctionCatalog {
         return FunctionPolicy(volatileFunctions: volatile,
                               readSafe: Set(database.readSafeFunctions.map { $0.lowercased() }),
                               writing: Set(database.writingFunctions.map { $0.lowercased() }),
-                              knownFunctions: rows.isEmpty ? [] : known)
+                              knownFunctions: rows.isEmpty ? [] : known, unloggedRelations: unlogged)
     }
 }

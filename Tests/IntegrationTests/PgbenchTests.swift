@@ -85,4 +85,29 @@ final class PgbenchTests: ProxyTestCase {
             XCTAssertEqual(after - before, clients * tpcbTransactions, "tpcb \(mode): history rows on the primary")
         }
     }
+
+    /// `pgbench -i --unlogged-tables`: a standby cannot read unlogged tables, so the select-only script
+    /// runs on the primary (it used to abort at once: "could not count number of branches", 0A000).
+    func testUnloggedPgbenchTablesAreReadOnThePrimary() throws {
+        let proxy = try startProxy()
+        _ = try pgbench(proxy, ["-i", "-s", "1", "-q", "--unlogged-tables"])
+        try cluster.waitForReplica()
+        for mode in ["simple", "prepared"] {
+            let p0 = cluster.logOffset(.primary)
+            let out = try pgbench(proxy, ["-n", "-S", "-M", mode, "-c", "2", "-j", "2", "-t", "50"])
+            let outcome = parse(out)
+            XCTAssertEqual(outcome?.processed, 100, "-S \(mode) on unlogged tables:\n\(out)")
+            XCTAssertEqual(outcome?.failed, 0, "-S \(mode)")
+            XCTAssertFalse(cluster.loggedStatements(.primary, containing: "FROM pgbench_accounts", since: p0).isEmpty,
+                           "-S \(mode): the selects should have run on the primary")
+        }
+        // Logged again (pgbench -i drops and creates them): the selects go back to the replica.
+        _ = try pgbench(proxy, ["-i", "-s", "1", "-q"])
+        try cluster.waitForReplica()
+        let r0 = cluster.logOffset(.replica)
+        let out = try pgbench(proxy, ["-n", "-S", "-c", "2", "-j", "2", "-t", "50"])
+        XCTAssertEqual(parse(out)?.failed, 0, out)
+        XCTAssertFalse(cluster.loggedStatements(.replica, containing: "FROM pgbench_accounts", since: r0).isEmpty,
+                       "logged tables are read on the replica again")
+    }
 }

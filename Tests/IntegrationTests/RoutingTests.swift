@@ -216,6 +216,46 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try onPrimary("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711"), [["0"]])
     }
 
+    /// A standby cannot read an unlogged table ("cannot access temporary or unlogged relations during
+    /// recovery"): reads of one run on the primary — one made through the proxy at once, one made behind
+    /// its back once the replica's refusal has made the proxy look again.
+    func testUnloggedTablesAreReadOnThePrimary() throws {
+        try conn.exec("DROP TABLE IF EXISTS rt_unlogged; CREATE UNLOGGED TABLE rt_unlogged (id int)")
+        try conn.exec("INSERT INTO rt_unlogged VALUES (1), (2)")
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unlogged"), [["2", primary]])
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unlogged WHERE id > 1"), [["1", primary]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port() FROM rt_items LIMIT 1"), [[replica]], "other reads stay on the replica")
+
+        let rw = try cluster.appRW()
+        try rw.exec("DROP TABLE IF EXISTS rt_unlogged_direct; CREATE UNLOGGED TABLE rt_unlogged_direct (id int); "
+                    + "INSERT INTO rt_unlogged_direct VALUES (7); GRANT SELECT ON rt_unlogged_direct TO app_ro")
+        rw.finish()
+        try cluster.waitForReplica()
+        XCTAssertThrowsError(try conn.query("SELECT id FROM rt_unlogged_direct")) {
+            XCTAssertEqual(($0 as? PQError)?.sqlState, "0A000", "the replica's refusal, once: \($0)")
+        }
+        waitUntil("reads of the table made behind the proxy's back run on the primary") {
+            (try? conn.query("SELECT id, inet_server_port() FROM rt_unlogged_direct")) == [["7", primary]]
+        }
+        // Dropped and made again logged: main can read it, and reads go back there.
+        try conn.exec("DROP TABLE rt_unlogged")
+        try conn.exec("CREATE TABLE rt_unlogged (id int)")
+        try cluster.waitForReplica()
+        waitUntil("reads of the logged table run on the replica") {
+            (try? conn.query("SELECT count(*), inet_server_port() FROM rt_unlogged")) == [["0", replica]]
+        }
+    }
+
+    /// EXPLAIN of a write runs nothing, but its plan needs the write's privileges, which main's
+    /// read-only user lacks: it is planned on the primary.
+    func testExplainOfAWriteIsPlannedOnThePrimary() throws {
+        let m = marker("explain")
+        let plan = try conn.query("EXPLAIN UPDATE rt_items SET v = '\(m)' WHERE v = 'seed'")
+        XCTAssertTrue(plan.first?.first??.contains("Update on rt_items") ?? false, "\(plan)")
+        XCTAssertEqual(try onPrimary("SELECT count(*) FROM rt_items WHERE v = '\(m)'"), [["0"]], "nothing ran")
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]], "reads after it stay on the replica")
+    }
+
     func testStatementLogsShowWhereStatementsRan() throws {
         let m = marker("log")
         let p0 = cluster.logOffset(.primary)

@@ -21,6 +21,8 @@ enum Expectation {
     case hinted
     case copyFromStdin
     case changesFunctions
+    /// A read writeable must answer (asksWriteable).
+    case asks
     case settingValue(String)
     /// How many statements the query string holds (default 1).
     case statements(Int)

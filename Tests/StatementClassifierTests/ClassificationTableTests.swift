@@ -62,6 +62,7 @@ final class ClassificationTableTests: XCTestCase {
         var hinted = false
         var copyFromStdin = false
         var changesFunctions = false
+        var asks = false
         var settingValue: String?
         for expectation in row.expectations {
             switch expectation {
@@ -75,6 +76,7 @@ final class ClassificationTableTests: XCTestCase {
             case .hinted: hinted = true
             case .copyFromStdin: copyFromStdin = true
             case .changesFunctions: changesFunctions = true
+            case .asks: asks = true
             case .settingValue(let value): settingValue = value
             case .statements, .statement: break
             }
@@ -86,6 +88,7 @@ final class ClassificationTableTests: XCTestCase {
         if strict || executes != nil { XCTAssertEqual(info.executes, executes, "executes of: \(sql)", line: line) }
         if strict || hinted { XCTAssertEqual(info.hinted, hinted, "hinted of: \(sql)", line: line) }
         if strict || copyFromStdin { XCTAssertEqual(info.copyFromStdin, copyFromStdin, "copyFromStdin of: \(sql)", line: line) }
+        if strict || asks { XCTAssertEqual(info.asksWriteable, asks, "asksWriteable of: \(sql)", line: line) }
         if strict || changesFunctions {
             XCTAssertEqual(info.changesFunctions, changesFunctions, "changesFunctions of: \(sql)", line: line)
         }
