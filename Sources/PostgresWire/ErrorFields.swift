@@ -43,6 +43,8 @@ public struct ErrorFields: Equatable, Sendable {
 
     /// The non-localized severity when present (ERROR, FATAL, PANIC, WARNING, NOTICE, ...).
     public var severity: String { value(of: Code.severityNonLocalized) ?? value(of: Code.severity) ?? "" }
+    /// FATAL or PANIC: the server closes the connection next.
+    public var endsSession: Bool { severity == "FATAL" || severity == "PANIC" }
     public var code: String { value(of: Code.sqlState) ?? "" }
     public var message: String { value(of: Code.message) ?? "" }
     public var detail: String? { value(of: Code.detail) }

@@ -189,9 +189,8 @@ extension Session {
     /// The backend's "prepared statement does not exist" for a statement whose copy there differed
     /// from the client's: PostgreSQL's own error for that case instead, with the routine pgJDBC and
     /// asyncpg look for before they prepare the statement again.
-    func changedResultError(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer) -> [UInt8]? {
-        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])),
-              error.code == SQLState.invalidStatementName else { return nil }
+    func changedResultError(_ role: BackendRole, _ error: ErrorFields) -> [UInt8]? {
+        guard error.code == SQLState.invalidStatementName else { return nil }
         let name: String
         let prefix = "prepared statement \"", suffix = "\" does not exist"
         if error.message == "unnamed prepared statement does not exist" {

@@ -926,7 +926,9 @@ public struct Session {
             case UInt8(ascii: "E"):
                 // The server ending the session on its own (idle_in_transaction_session_timeout, a
                 // terminated backend): if the client must hear of it, it hears the server's words.
-                if Self.endsSession(f, buffer) { backends[role.rawValue].closingError = Array(buffer[f.start..<f.end]) }
+                if Self.decodeError(f, buffer)?.endsSession == true {
+                    backends[role.rawValue].closingError = Array(buffer[f.start..<f.end])
+                }
                 return false
             default: return false
             }
@@ -949,9 +951,14 @@ public struct Session {
             switch f.type {
             case UInt8(ascii: "E"):
                 units.mutateFirst { $0.sawError = true }
-                if Self.endsSession(f, buffer) { backends[role.rawValue].toldClientOfClose = true }
-                if role == .main && settings.hasWriteable && Self.isUnloggedRefusal(f, buffer) { catalogMissesUnlogged = true }
-                if refusedShapes, let changed = changedResultError(role, f, buffer) {
+                let error = Self.decodeError(f, buffer)
+                if error?.endsSession == true { backends[role.rawValue].toldClientOfClose = true }
+                // A standby's "cannot access temporary or unlogged relations during recovery": a relation
+                // made unlogged behind the proxy's back (other 0A000s cost one needless refresh).
+                if role == .main && settings.hasWriteable && error?.code == SQLState.featureNotSupported {
+                    catalogMissesUnlogged = true
+                }
+                if refusedShapes, let error, let changed = changedResultError(role, error) {
                     // Sent in its place by `backendInput`.
                     replacementMessage = changed
                     return false
@@ -1165,17 +1172,9 @@ public struct Session {
         }
     }
 
-    /// A standby's "cannot access temporary or unlogged relations during recovery" (0A000; the only
-    /// 0A000 a read gets there that a catalog refresh can cure — others cost one needless refresh).
-    static func isUnloggedRefusal(_ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
-        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])) else { return false }
-        return error.code == SQLState.featureNotSupported
-    }
-
-    /// Whether an ErrorResponse ends the backend's session (FATAL or PANIC): the server closes next.
-    static func endsSession(_ f: Frame, _ buffer: UnsafeRawBufferPointer) -> Bool {
-        guard let error = try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end])) else { return false }
-        return error.severity == "FATAL" || error.severity == "PANIC"
+    /// A backend's ErrorResponse, decoded (errors are rare: only they pay for it).
+    static func decodeError(_ f: Frame, _ buffer: UnsafeRawBufferPointer) -> ErrorFields? {
+        try? ErrorFields.decode(ArraySlice(buffer[f.payloadStart..<f.end]))
     }
 }
 

@@ -184,21 +184,10 @@ extension StatementReader {
         if token.kind == .word {
             return functions.isUnlogged(UnsafeBufferPointer(start: bytes + token.start, count: token.length))
         }
-        guard token.kind == .quotedName, let inside = quotedContent(token) else { return false }
+        guard token.kind == .quotedName else { return false }
+        var inside: [UInt8] = []
+        appendName(token, to: &inside)
         return inside.withUnsafeBufferPointer { functions.isUnlogged($0) }
-    }
-
-    /// The name inside a plain `"..."` (doubled quotes undone); nil for a U&"..." name.
-    private func quotedContent(_ token: Token) -> [UInt8]? {
-        guard bytes[token.start] == ASCII.doubleQuote, token.length >= 2 else { return nil }
-        var out: [UInt8] = []
-        var i = token.start + 1
-        let end = token.end - 1
-        while i < end {
-            out.append(bytes[i])
-            i += bytes[i] == ASCII.doubleQuote ? 2 : 1
-        }
-        return out
     }
 
     /// A name followed by `(`: a function call (or a harmless look-alike such as `IN (` or `varchar(`).
