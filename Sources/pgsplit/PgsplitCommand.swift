@@ -21,7 +21,12 @@ struct PgsplitCommand: ParsableCommand {
     func run() throws {
         Log.verbose = verbose
         let status = Runner.run(configPath: config, checkOnly: check)
-        if status != 0 { throw ExitCode(status) }
+        // Every way out once the checks have run (`--check`, a refusal) leaves as the running proxy
+        // does, without exit-time cleanup: OpenSSL frees its global state in an atexit handler while an
+        // event-loop thread may still be closing a check's TLS connection (seen: "double free or
+        // corruption" after `--check` passed).
+        fflush(nil)
+        _exit(status)
     }
 }
 
