@@ -670,12 +670,15 @@ public struct Session {
                 if t == .main { reason = .readOnlyTransaction }
             } else if let executes = infos[i].executes, let prepared = sqlPrepared[executes.lowercased()] {
                 t = prepared
-            } else if case .commit? = infos[i].transaction {
-                // No transaction is open: COMMIT / ROLLBACK only warn, as a standby does too. Writeable
-                // may be down meanwhile (pools roll back connections they get back).
-                t = .main
-            } else if case .rollback? = infos[i].transaction {
-                t = .main
+            } else {
+                switch infos[i].transaction {
+                case .commit?, .rollback?:
+                    // No transaction is open: COMMIT / ROLLBACK only warn, as a standby does too.
+                    // Writeable may be down meanwhile (pools roll back connections they get back).
+                    t = .main
+                default:
+                    break
+                }
             }
             if t == .writeable {
                 target = .writeable
