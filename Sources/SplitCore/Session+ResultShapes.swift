@@ -26,7 +26,7 @@ struct ShapeVerdict {
 
 /// A comparison in flight: first the client's copy is described, then the proxy's new one.
 struct ShapeCheck {
-    var name: String
+    var name: StatementName
     var generation: UInt64
     /// The backend the statement is new to.
     var role: BackendRole
@@ -50,7 +50,7 @@ extension Session {
     /// comparison, or for what is still in flight before it can start (the session's settings being
     /// replayed on `role`, so that the copy is prepared under them; answers come in unit order).
     @inline(never)
-    mutating func startShapeCheck<Out: SessionOutput>(needed: [String], on role: BackendRole, _ out: inout Out) -> Bool {
+    mutating func startShapeCheck<Out: SessionOutput>(needed: [StatementName], on role: BackendRole, _ out: inout Out) -> Bool {
         let other = role.other
         guard backends[other.rawValue].status == .open else { return false }
         for name in needed {
@@ -59,7 +59,7 @@ extension Session {
                   backends[other.rawValue].prepared[name] == generation,
                   !shapeMatchedOrJustRefused(name, generation: generation, on: role) else { continue }
             if !units.isEmpty { return true }
-            var bytes = WireEncode.describe(statement: name)
+            var bytes = describeMessage(name)
             bytes.append(contentsOf: WireEncode.sync)
             bytes.withUnsafeBytes { out.sendToBackend(other, $0) }
             units.append(Unit(backend: other, kind: .shapeCheck))
@@ -70,7 +70,7 @@ extension Session {
     }
 
     /// The verdict on this generation of statement `name`, if it was compared.
-    private func verdict(_ name: String, generation: UInt64) -> ShapeVerdict? {
+    private func verdict(_ name: StatementName, generation: UInt64) -> ShapeVerdict? {
         guard let verdict = shapeVerdicts[name], verdict.generation == generation else { return nil }
         return verdict
     }
@@ -78,17 +78,17 @@ extension Session {
     /// True when the copy on `role` needs no comparison now: it matched, or it was just found to
     /// differ and the client's next batch has not met that refusal yet. Otherwise (never compared, or
     /// refused before) it is compared: the change may have been undone, an ALTER rolled back.
-    func shapeMatchedOrJustRefused(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
+    func shapeMatchedOrJustRefused(_ name: StatementName, generation: UInt64, on role: BackendRole) -> Bool {
         guard let verdict = verdict(name, generation: generation), verdict.checked & role.bit != 0 else { return false }
         return verdict.refused & role.bit == 0 || verdict.unapplied & role.bit != 0
     }
 
     /// The client's batch meets the refusal (its Bind will fail): the next one compares again.
-    mutating func applyRefusal(_ name: String, on role: BackendRole) {
+    mutating func applyRefusal(_ name: StatementName, on role: BackendRole) {
         shapeVerdicts[name]?.unapplied &= ~role.bit
     }
 
-    func shapeDiffers(_ name: String, generation: UInt64, on role: BackendRole) -> Bool {
+    func shapeDiffers(_ name: StatementName, generation: UInt64, on role: BackendRole) -> Bool {
         (verdict(name, generation: generation)?.refused ?? 0) & role.bit != 0
     }
 
@@ -147,9 +147,9 @@ extension Session {
             }
             check.describingCopy = true
             check.described = nil
-            var bytes = WireEncode.close(statement: check.name)
+            var bytes = closeMessage(check.name)
             bytes.append(contentsOf: statements[check.name]?.parseMessage ?? [])
-            bytes.append(contentsOf: WireEncode.describe(statement: check.name))
+            bytes.append(contentsOf: describeMessage(check.name))
             bytes.append(contentsOf: WireEncode.sync)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
             backends[role.rawValue].prepared[check.name] = check.generation
@@ -191,12 +191,12 @@ extension Session {
     /// asyncpg look for before they prepare the statement again.
     func changedResultError(_ role: BackendRole, _ error: ErrorFields) -> [UInt8]? {
         guard error.code == SQLState.invalidStatementName else { return nil }
-        let name: String
+        let name: StatementName
         let prefix = "prepared statement \"", suffix = "\" does not exist"
         if error.message == "unnamed prepared statement does not exist" {
-            name = ""
+            name = .unnamed
         } else if error.message.hasPrefix(prefix), error.message.hasSuffix(suffix) {
-            name = String(error.message.dropFirst(prefix.count).dropLast(suffix.count))
+            name = StatementName(String(error.message.dropFirst(prefix.count).dropLast(suffix.count)))
         } else {
             return nil
         }

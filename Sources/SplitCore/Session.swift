@@ -43,6 +43,8 @@ public struct Session {
     var uncommittedHistory: [(key: String, sql: String)] = []
     /// Protocol-level prepared statements by name ("" is the unnamed one).
     var statements = StatementNames<PreparedStatement>()
+    /// The bytes of the long names among them (and among those the backends hold).
+    var longNames = LongStatementNames()
     var nextGeneration: UInt64 = 1
     /// SQL-level PREPAREd statements: where their bodies must run.
     var sqlPrepared: [String: RouteTarget] = [:]
@@ -76,7 +78,7 @@ public struct Session {
     /// Recent statement texts' classifications, reused when only their literals change.
     var templates = StatementTemplates()
     /// The statement names an extended batch uses without parsing them, kept between batches.
-    var neededNames: [String] = []
+    var neededNames: [StatementName] = []
     /// The Parses an extended batch holds, kept between batches.
     var batchParses: [BatchParse] = []
     /// A BEGIN answered by the proxy and not yet sent: the transaction's first statement decides
@@ -104,7 +106,7 @@ public struct Session {
     /// and whether any copy was found to differ.
     var shapeCheck: ShapeCheck?
     /// What the comparisons found, by statement name (kept apart: most statements are never compared).
-    var shapeVerdicts: [String: ShapeVerdict] = [:]
+    var shapeVerdicts: [StatementName: ShapeVerdict] = [:]
     var refusedShapes = false
     /// What the client gets instead of the backend message just dropped (see `backendInput`).
     var replacementMessage: [UInt8]?
@@ -215,7 +217,7 @@ public struct Session {
     mutating func simpleQuery<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ frame: Frame, _ out: inout Out) -> Int? {
         // A simple Query drops the unnamed statement, wherever it runs (PostgreSQL drops it on the
         // backend that runs the Query; the other backend's copy is closed if the client binds it).
-        statements[""] = nil
+        statements[.unnamed] = nil
         let sqlEnd = max(frame.payloadStart, frame.end - 1)  // drop the terminating NUL
         let sql = UnsafeRawBufferPointer(rebasing: buffer[frame.payloadStart..<sqlEnd])
         var statements: [StatementInfo] = []
@@ -269,7 +271,7 @@ public struct Session {
         var parses: [BatchParse] = []
         // Names of statements bound or described but not parsed in this batch (a prepared-mode
         // client's every batch). Both lists are kept by the session, so a batch allocates neither.
-        var needed: [String] = []
+        var needed: [StatementName] = []
         swap(&needed, &neededNames)
         swap(&parses, &batchParses)
         defer {
@@ -299,7 +301,7 @@ public struct Session {
                         protocolViolation("malformed Parse message", &out)
                         return buffer.count
                     }
-                    let name = string(buffer, nameRange)
+                    let name = StatementName(buffer, nameRange)
                     let qc = classesLearning(ofParse: f, name: name, sql: sqlRange, in: buffer)
                     // Sharing the array when it is the batch's only statement list: no copy.
                     if infos.isEmpty { infos = qc } else { infos.append(contentsOf: qc) }
@@ -313,7 +315,7 @@ public struct Session {
                         protocolViolation("malformed Bind message", &out)
                         return buffer.count
                     }
-                    let name = string(buffer, stmtRange)
+                    let name = StatementName(buffer, stmtRange)
                     if !parses.contains(where: { $0.name == name }) {
                         needed.append(name)
                         if let known = statements.classes(of: name) {
@@ -323,7 +325,7 @@ public struct Session {
                 case UInt8(ascii: "D"):
                     if f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
                        let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) {
-                        let name = string(buffer, nameRange)
+                        let name = StatementName(buffer, nameRange)
                         if !parses.contains(where: { $0.name == name }) { needed.append(name) }
                     }
                 case UInt8(ascii: "S"):
@@ -430,7 +432,7 @@ public struct Session {
     /// What a Parse's statements do: the stored class when the statement is parsed again with the same
     /// text (and the classifier has not changed since), else the classifier's answer.
     @inline(__always)
-    func classes(ofParse f: Frame, name: String, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
+    func classes(ofParse f: Frame, name: StatementName, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
         statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
                                   version: classifierVersion)
             ?? classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: buffer[sql])).statements
@@ -440,7 +442,7 @@ public struct Session {
     /// statement with its values written in (pgJDBC's plain Statement, psycopg 3 without parameters)
     /// Parse a new text every time.
     @inline(__always)
-    mutating func classesLearning(ofParse f: Frame, name: String, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
+    mutating func classesLearning(ofParse f: Frame, name: StatementName, sql: Range<Int>, in buffer: UnsafeRawBufferPointer) -> [StatementInfo] {
         if let known = statements.classification(of: name, ifSameAs: UnsafeRawBufferPointer(rebasing: buffer[f.start..<f.end]),
                                                  version: classifierVersion) {
             return known
@@ -455,19 +457,19 @@ public struct Session {
     /// that must run on writeable. Only complete messages are read; later ones are checked as they come.
     func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
         var infos: [StatementInfo] = []
-        var parsedNames: [String] = []
+        var parsedNames: [StatementName] = []
         var offset = start
         scan: while case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             offset = f.end
             switch f.type {
             case UInt8(ascii: "P"):
                 guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else { break scan }
-                let name = string(buffer, nameRange)
+                let name = StatementName(buffer, nameRange)
                 parsedNames.append(name)
                 infos += classes(ofParse: f, name: name, sql: sqlRange, in: buffer)
             case UInt8(ascii: "B"):
                 guard let (_, stmtRange) = leadingCStrings(buffer, f) else { break scan }
-                let name = string(buffer, stmtRange)
+                let name = StatementName(buffer, stmtRange)
                 if !parsedNames.contains(name), let known = statements.classes(of: name) { infos += known }
             case UInt8(ascii: "D"), UInt8(ascii: "E"), UInt8(ascii: "C"), UInt8(ascii: "H"):
                 continue
@@ -491,7 +493,7 @@ public struct Session {
     /// Makes sure every statement the batch uses exists on `role`: injects Close + Parse for the
     /// missing ones and Close for stale ones the batch is about to re-Parse. Returns how many responses
     /// (ParseComplete / CloseComplete) to swallow.
-    mutating func injectStatements<Out: SessionOutput>(needed: [String], parsed: [BatchParse], on role: BackendRole,
+    mutating func injectStatements<Out: SessionOutput>(needed: [StatementName], parsed: [BatchParse], on role: BackendRole,
                                                        _ out: inout Out) -> Int {
         var swallow = 0
         // `backends[...]` is changed in place: a copy of it would make its dictionary copy on write.
@@ -499,7 +501,7 @@ public struct Session {
             let name = parse.name
             if backends[role.rawValue].prepared[name] != nil && statements[name] == nil {
                 // The client closed it, but this backend still has the old one: drop it first.
-                WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                closeMessage(name).withUnsafeBytes { out.sendToBackend(role, $0) }
                 backends[role.rawValue].prepared[name] = nil
                 swallow += 1
             }
@@ -511,7 +513,7 @@ public struct Session {
                 // but this backend may still hold an old one: drop it, so the client gets PostgreSQL's
                 // 26000 instead of running a stale statement.
                 if backends[role.rawValue].prepared[name] != nil {
-                    WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                    closeMessage(name).withUnsafeBytes { out.sendToBackend(role, $0) }
                     backends[role.rawValue].prepared[name] = nil
                     swallow += 1
                 }
@@ -524,13 +526,13 @@ public struct Session {
                 // missing, so the client's Bind fails there and its error becomes PostgreSQL's 0A000.
                 applyRefusal(name, on: role)
                 if backends[role.rawValue].prepared[name] != nil {
-                    WireEncode.close(statement: name).withUnsafeBytes { out.sendToBackend(role, $0) }
+                    closeMessage(name).withUnsafeBytes { out.sendToBackend(role, $0) }
                     backends[role.rawValue].prepared[name] = nil
                     swallow += 1
                 }
                 continue
             }
-            var bytes = WireEncode.close(statement: name)
+            var bytes = closeMessage(name)
             bytes.append(contentsOf: statement.parseMessage)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
             backends[role.rawValue].prepared[name] = statement.generation
@@ -565,11 +567,11 @@ public struct Session {
                 guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else { continue }
                 let known = parseIndex < parses.count ? parses[parseIndex].classes : nil
                 parseIndex += 1
-                rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: string(buffer, nameRange), known: known, on: role)
+                rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: StatementName(buffer, nameRange), known: known, on: role)
             case UInt8(ascii: "C"):
                 guard f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
                       let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) else { continue }
-                let name = string(buffer, nameRange)
+                let name = StatementName(buffer, nameRange)
                 statements[name] = nil
                 backends[role.rawValue].prepared[name] = nil
             default:
@@ -578,10 +580,31 @@ public struct Session {
         }
     }
 
+    /// Close of statement `name`, as the proxy writes it to a backend. Only names a backend or the
+    /// client holds are closed, and each came through `rememberParse`, which keeps a long name's bytes.
+    func closeMessage(_ name: StatementName) -> [UInt8] {
+        let message = longNames.withBytes(of: name) { WireEncode.close(statement: $0) }
+        assert(message != nil, "statement name without its bytes")
+        return message ?? []
+    }
+
+    /// Describe of statement `name` (one the client holds), as the proxy writes it to a backend.
+    func describeMessage(_ name: StatementName) -> [UInt8] {
+        let message = longNames.withBytes(of: name) { WireEncode.describe(statement: $0) }
+        assert(message != nil, "statement name without its bytes")
+        return message ?? []
+    }
+
     /// Stores the Parse message at `message` as statement `name`, prepared on `role` from now on.
     private mutating func rememberParse(_ buffer: UnsafeRawBufferPointer, _ message: Range<Int>, sql: Range<Int>,
-                                        name: String, known: [StatementInfo]?, on role: BackendRole) {
+                                        name: StatementName, known: [StatementInfo]?, on role: BackendRole) {
         let parse = UnsafeRawBufferPointer(rebasing: buffer[message])
+        if name.isLong, longNames.remember(name, UnsafeRawBufferPointer(rebasing: parse[5..<(5 + name.count)])) {
+            var table = LongStatementNames()
+            swap(&table, &longNames)
+            table.trim { held in statements[held] != nil || backends.contains { $0.prepared[held] != nil } }
+            longNames = table
+        }
         let generation = nextGeneration
         nextGeneration += 1
         let version = classifierVersion
@@ -1067,7 +1090,7 @@ public struct Session {
             // Temporary tables, advisory locks, LISTEN and the role are gone with it.
             pinned = nil
             defaultReadOnly = startupDefaults.readOnly; defaultSerializable = startupDefaults.serializable
-            statements.removeAll(); sqlPrepared.removeAll(); shapeVerdicts.removeAll()
+            statements.removeAll(); longNames.removeAll(); sqlPrepared.removeAll(); shapeVerdicts.removeAll()
             for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
         case .prepare(let name, let target):
             key = "prepare:" + name.lowercased()
@@ -1081,7 +1104,7 @@ public struct Session {
                 key = SessionHistory.deallocateAllKey
                 text = "DEALLOCATE ALL"
                 sqlPrepared.removeAll()
-                statements.removeAll(); shapeVerdicts.removeAll()
+                statements.removeAll(); longNames.removeAll(); shapeVerdicts.removeAll()
                 for role in BackendRole.allCases { backends[role.rawValue].prepared.removeAll() }
             }
         }
@@ -1196,78 +1219,9 @@ struct BackendState {
     var toldClientOfClose = false
 }
 
-/// Values by protocol-level statement name, with the unnamed statement ("") kept apart: drivers
-/// Parse it again for every query, and hashing even an empty name costs more than the rest of the
-/// lookup.
-struct StatementNames<Value> {
-    fileprivate var unnamed: Value?
-    private var named: [String: Value] = [:]
-    /// The named entry stored last, answered without hashing: a client that prepares a statement
-    /// usually binds it many times before preparing another, and comparing a short name costs a
-    /// fraction of hashing it (hashing was a tenth of a prepared-mode query's cost).
-    fileprivate var recentName = ""
-    fileprivate var recentValue: Value?
-
-    subscript(name: String) -> Value? {
-        get {
-            if name.isEmpty { return unnamed }
-            if name == recentName { return recentValue }
-            return named[name]
-        }
-        set {
-            if name.isEmpty {
-                unnamed = newValue
-            } else {
-                named[name] = newValue
-                recentName = name
-                recentValue = newValue
-            }
-        }
-    }
-
-    /// Changes the entry in place (the unnamed one without copying it: re-Parsed for every query).
-    mutating func update<R>(_ name: String, _ body: (inout Value?) -> R) -> R {
-        if name.isEmpty { return body(&unnamed) }
-        var value = self[name]
-        let result = body(&value)
-        self[name] = value
-        return result
-    }
-
-    mutating func removeAll() {
-        unnamed = nil
-        named.removeAll()
-        recentName = ""
-        recentValue = nil
-    }
-}
-
-extension StatementNames where Value == PreparedStatement {
-    /// The stored class of statement `name` when `parse` is its Parse message again (read in place:
-    /// no copy of the stored statement).
-    func classification(of name: String, ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
-        if name.isEmpty { return unnamed?.classification(ifSameAs: parse, version: version) }
-        return self[name]?.classification(ifSameAs: parse, version: version)
-    }
-
-    /// The class of statement `name`, read in place (a prepared-mode client binds it per query).
-    func classes(of name: String) -> [StatementInfo]? {
-        if name.isEmpty { return unnamed?.statements }
-        if name == recentName { return recentValue?.statements }
-        return self[name]?.statements
-    }
-
-    /// The generation of statement `name`, read in place.
-    func generation(of name: String) -> UInt64? {
-        if name.isEmpty { return unnamed?.generation }
-        if name == recentName { return recentValue?.generation }
-        return self[name]?.generation
-    }
-}
-
 /// A Parse seen while looking ahead through an extended-protocol batch.
 struct BatchParse {
-    var name: String
+    var name: StatementName
     var classes: [StatementInfo]
     /// Where the Parse message and its SQL text lie in the batch's buffer.
     var message: Range<Int>

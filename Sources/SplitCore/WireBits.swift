@@ -53,12 +53,6 @@ func leadingCStrings(_ p: UnsafeRawBufferPointer, _ f: Frame) -> (first: Range<I
     return (first, second)
 }
 
-func string(_ p: UnsafeRawBufferPointer, _ r: Range<Int>) -> String {
-    // The unnamed statement and portal, named in every extended-protocol batch: no decoding.
-    if r.isEmpty { return "" }
-    return String(decoding: UnsafeRawBufferPointer(rebasing: p[r]), as: UTF8.self)
-}
-
 enum WireEncode {
     static func appendInt32(_ out: inout [UInt8], _ v: Int32) {
         let u = UInt32(bitPattern: v)
@@ -79,12 +73,12 @@ enum WireEncode {
         message(UInt8(ascii: "Q")) { $0.append(contentsOf: sql.utf8); $0.append(0) }
     }
 
-    static func close(statement name: String) -> [UInt8] {
-        message(UInt8(ascii: "C")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name.utf8); $0.append(0) }
+    static func close(statement name: UnsafeRawBufferPointer) -> [UInt8] {
+        message(UInt8(ascii: "C")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name); $0.append(0) }
     }
 
-    static func describe(statement name: String) -> [UInt8] {
-        message(UInt8(ascii: "D")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name.utf8); $0.append(0) }
+    static func describe(statement name: UnsafeRawBufferPointer) -> [UInt8] {
+        message(UInt8(ascii: "D")) { $0.append(UInt8(ascii: "S")); $0.append(contentsOf: name); $0.append(0) }
     }
 
     /// Sync, for ending a batch the client left open at a Flush.

@@ -55,6 +55,13 @@ struct RecordingOutput: SessionOutput {
         for case .toBackend(let r, let bytes) in events where r == role { out += Wire.queries(bytes) }
         return out
     }
+    /// The statement named by every Close, Parse or Describe of a statement sent to a backend, in order,
+    /// as "C name", "P name", "D name".
+    func statementNames(to role: BackendRole) -> [String] {
+        var out: [String] = []
+        for case .toBackend(let r, let bytes) in events where r == role { out += Wire.statementNames(bytes) }
+        return out
+    }
     /// The SQL of every Parse sent to a backend, in order.
     func parsedTexts(to role: BackendRole) -> [String] {
         var out: [String] = []
@@ -110,6 +117,26 @@ enum Wire {
                 let afterName = body.firstIndex(of: 0)! + 1
                 let sqlEnd = body[afterName...].firstIndex(of: 0)!
                 out.append(String(decoding: bytes[afterName..<sqlEnd], as: UTF8.self))
+            }
+            i += 1 + len
+        }
+        return out
+    }
+    static func statementNames(_ bytes: [UInt8]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i + 5 <= bytes.count {
+            let len = Int(bytes[i + 1]) << 24 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 8 | Int(bytes[i + 4])
+            let type = bytes[i]
+            var nameStart = i + 5
+            if type == UInt8(ascii: "C") || type == UInt8(ascii: "D") {
+                // Only the statement forms ('S'), not portals.
+                nameStart = bytes[i + 5] == UInt8(ascii: "S") ? i + 6 : -1
+            } else if type != UInt8(ascii: "P") {
+                nameStart = -1
+            }
+            if nameStart >= 0, let nul = bytes[nameStart..<(i + 1 + len)].firstIndex(of: 0) {
+                out.append(String(UnicodeScalar(type)) + " " + String(decoding: bytes[nameStart..<nul], as: UTF8.self))
             }
             i += 1 + len
         }

@@ -1,0 +1,121 @@
+import XCTest
+@testable import SplitCore
+import Foundation
+
+/// Statement names are compared as words, and long ones as digests: every name must still find its own
+/// statement, and the messages the proxy writes must carry the client's exact name.
+final class StatementNameTests: XCTestCase {
+    /// Names that differ only late, only in length, or only past the first 24 bytes.
+    static let awkwardNames: [String] = {
+        // "é" twice: precomposed and combining, equal as Strings, different names to PostgreSQL.
+        var names = ["S_1", "S_10", "S_1_x", "\u{e9}", "e\u{301}"]
+        let base24 = String(repeating: "a", count: 24)
+        names += [base24, base24 + "a", base24 + "b", String(base24.dropLast()), String(base24.dropLast()) + "b"]
+        // pgx names a statement by a digest of its text: 74 bytes, all alike for 10.
+        for i in 0..<40 {
+            names.append("stmtcache_" + String(repeating: "0", count: 60) + String(format: "%04x", i))
+        }
+        names.append("stmtcache_" + String(repeating: "0", count: 59))
+        names.append(String(repeating: "x", count: 300))
+        return names
+    }()
+
+    func testEveryNameFindsItsOwnValue() {
+        var table = StatementNames<Int>()
+        for (i, name) in Self.awkwardNames.enumerated() { table[StatementName(name)] = i }
+        table[.unnamed] = -1
+        XCTAssertEqual(table.count, Self.awkwardNames.count + 1)
+        for (i, name) in Self.awkwardNames.enumerated() {
+            XCTAssertEqual(table[StatementName(name)], i, name)
+        }
+        XCTAssertEqual(table[.unnamed], -1)
+        XCTAssertNil(table[StatementName("S_2")])
+        XCTAssertNil(table[StatementName("stmtcache_" + String(repeating: "0", count: 60) + "ffff")])
+        // Removing some (from the scanned part and from the overflow) leaves the others in place.
+        for (i, name) in Self.awkwardNames.enumerated() where i % 3 == 0 { table[StatementName(name)] = nil }
+        for (i, name) in Self.awkwardNames.enumerated() {
+            XCTAssertEqual(table[StatementName(name)], i % 3 == 0 ? nil : i, name)
+        }
+        // Changed in place, and stored again after removal.
+        for (i, name) in Self.awkwardNames.enumerated() {
+            table.update(StatementName(name)) { $0 = ($0 ?? 0) + 1000 + i }
+        }
+        for (i, name) in Self.awkwardNames.enumerated() {
+            XCTAssertEqual(table[StatementName(name)], (i % 3 == 0 ? 0 : i) + 1000 + i, name)
+        }
+        table.removeAll()
+        XCTAssertEqual(table.count, 0)
+        XCTAssertNil(table[StatementName(Self.awkwardNames[0])])
+    }
+
+    func testNamesAreEqualExactlyWhenTheirBytesAre() {
+        for a in Self.awkwardNames {
+            for b in Self.awkwardNames {
+                XCTAssertEqual(StatementName(a) == StatementName(b), a.utf8.elementsEqual(b.utf8), "\(a) / \(b)")
+            }
+        }
+        let short = StatementName("S_12")
+        XCTAssertEqual(short.description, "S_12")
+        XCTAssertFalse(short.isLong)
+        XCTAssertTrue(StatementName(Self.awkwardNames.last!).isLong)
+    }
+
+    /// pgx-style names, more of them than are scanned without hashing: each is prepared on writeable
+    /// under its own exact name when a read-write transaction first binds it, and a name closed by the
+    /// client and parsed again is closed on the backend that still has it, by its exact name.
+    func testLongNamesReachTheOtherBackendExactly() {
+        var h = Harness()
+        h.opened(.writeable)
+        let names = Self.awkwardNames
+        for (i, name) in names.enumerated() {
+            h.client(Wire.parse(name, "SELECT \(i)") + Wire.sync)
+            h.backend(.main, Wire.parseComplete + Wire.ready())
+        }
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        for (i, name) in names.enumerated() {
+            h.reset()
+            h.client(Wire.bind(name) + Wire.execute() + Wire.sync)
+            XCTAssertEqual(h.out.statementNames(to: .main), ["D " + name], name)
+            h.passShapeCheck(on: .writeable, status: "T")
+            XCTAssertEqual(h.out.statementNames(to: .writeable), ["C " + name, "P " + name, "D " + name], name)
+            XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT \(i)"], name)
+            h.backend(.writeable, Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        }
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
+        // Closed on main (where the client is now), so writeable's copy is stale: parsing the name
+        // again on writeable closes that copy first, by its exact name.
+        let long = names[names.count - 3]
+        h.client(Wire.close(statement: long) + Wire.sync)
+        h.backend(.main, Wire.closeComplete + Wire.ready())
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        h.client(Wire.parse(long, "SELECT 'again'") + Wire.bind(long) + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.statementNames(to: .writeable), ["C " + long, "P " + long])
+    }
+
+    /// A client that keeps preparing and closing statements under new long names does not make the
+    /// session keep every name it ever saw, and the names still held keep their bytes.
+    func testLongNamesOfClosedStatementsAreForgotten() {
+        var h = Harness()
+        h.opened(.writeable)
+        let kept = "stmtcache_" + String(repeating: "f", count: 64)
+        h.client(Wire.parse(kept, "SELECT 'kept'") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        for i in 0..<1000 {
+            let name = "stmtcache_" + String(repeating: "0", count: 60) + String(format: "%04x", i)
+            h.client(Wire.parse(name, "SELECT \(i)") + Wire.bind(name) + Wire.execute() + Wire.close(statement: name) + Wire.sync)
+            h.backend(.main, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1")
+                      + Wire.closeComplete + Wire.ready())
+        }
+        XCTAssertLessThanOrEqual(h.session.longNames.count, 128)
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        h.client(Wire.bind(kept) + Wire.execute() + Wire.sync)
+        h.passShapeCheck(on: .writeable, status: "T")
+        XCTAssertEqual(h.out.statementNames(to: .writeable), ["C " + kept, "P " + kept, "D " + kept])
+    }
+}
