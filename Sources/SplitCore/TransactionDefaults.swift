@@ -22,6 +22,9 @@ public struct TransactionDefaults: Sendable, Equatable {
     }
 
     mutating func note(_ name: String, _ value: String) {
+        // Both names are 29 bytes long; the parameters every client sends (user, database,
+        // application_name, client_encoding) are not lowercased and compared for nothing.
+        guard name.utf8.count == 29 else { return }
         let value = value.lowercased()
         switch name.lowercased() {
         case "default_transaction_read_only":

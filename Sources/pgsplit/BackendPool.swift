@@ -9,7 +9,9 @@ import SplitConfig
 /// Sendable by confinement: every method runs on `loop`'s queue (the pool is reached only from
 /// handlers on that loop and its own timers).
 final class BackendPool: @unchecked Sendable {
-    struct Key: Hashable {
+    /// A class, so that handing a key around (to the pool, to a session's backend, back to the pool)
+    /// is one reference count rather than a copy of every string of the backend's address.
+    final class Key: Hashable, Sendable {
         let address: BackendAddress
         let user: String
         let database: String

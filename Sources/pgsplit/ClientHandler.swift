@@ -39,9 +39,13 @@ final class ClientHandler: @unchecked Sendable {
 
     var user = ""
     var databaseName = ""
-    var database: DatabaseConfig?
+    var database: DatabaseConfig? { didSet { logins = [nil, nil] } }
     var startupParameters: [(String, String)] = []
-    var authResult: ClientAuthSuccess?
+    var authResult: ClientAuthSuccess? { didSet { logins = [nil, nil] } }
+    /// Each backend's login and pool key, made once: a client that connects for one statement looks
+    /// them up three times (the known-login check, the open, the release), and making a key hashes the
+    /// whole backend address.
+    private var logins: [LoginPlan?] = [nil, nil]
     /// The key this client gets in BackendKeyData, for cancel requests.
     var cancelKey = CancelKey(processID: 0, secretKey: 0)
 
@@ -259,7 +263,7 @@ final class ClientHandler: @unchecked Sendable {
             // A login like one seen before is answered from what main reported then: the backend
             // connection is opened (or taken from the pool) only when the client sends a statement,
             // so idle clients hold no backend connection.
-            if let mainLogin = login(for: .main), let known = server.knownLogin(BackendPool.Key(mainLogin)) {
+            if let main = loginAndKey(for: .main), let known = server.knownLogin(main.key) {
                 finishLogin(greeting: known.greeting(hasWriteable: database?.writeable != nil), mainIsOpen: false)
                 pumpClient()
                 return
@@ -325,40 +329,48 @@ final class ClientHandler: @unchecked Sendable {
                             credential: credential, parameters: startupParameters)
     }
 
+    /// `login(for:)` and its pool key, remembered until the database or the client's credentials change.
+    func loginAndKey(for role: BackendRole) -> LoginPlan? {
+        if let known = logins[role.rawValue] { return known }
+        guard let login = login(for: role) else { return nil }
+        let made = LoginPlan(login: login, key: BackendPool.Key(login))
+        logins[role.rawValue] = made
+        return made
+    }
+
     func openBackend(_ role: BackendRole) {
-        guard let login = login(for: role) else {
+        guard let plan = loginAndKey(for: role) else {
             backendOpenFailed(role, reason: "no \(role) backend is configured")
             return
         }
         let pool = server.pool(for: loop)
-        let key = BackendPool.Key(login)
-        if let pooled = pool.take(key) {
+        if let pooled = pool.take(plan.key) {
             backendOpened(role, BackendConnector.Opened(connection: pooled.connection, info: pooled.info, leftover: []),
-                          login: login, key: key, createdAt: pooled.createdAt)
+                          plan: plan, createdAt: pooled.createdAt)
             return
         }
         let timeout = Double(config.connectTimeout.components.seconds) + Double(config.connectTimeout.components.attoseconds) / 1e18
-        BackendConnector.open(login, on: loop, timeout: max(timeout, 0.1)) { [self] result in
+        BackendConnector.open(plan.login, on: loop, timeout: max(timeout, 0.1)) { [self] result in
             switch result {
             case .failure(let failure):
-                backendOpenFailed(role, reason: "\(role) backend \(login.address.label): \(failure.description)",
+                backendOpenFailed(role, reason: "\(role) backend \(plan.login.address.label): \(failure.description)",
                                   serverError: { if case .refused(.server(let f)) = failure { return f } else { return nil } }(),
                                   unreachable: { if case .unreachable = failure { return true } else { return false } }())
             case .success(let opened):
-                backendOpened(role, opened, login: login, key: key)
+                backendOpened(role, opened, plan: plan)
             }
         }
     }
 
-    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, login: BackendLogin, key: BackendPool.Key,
+    func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, plan: LoginPlan,
                        createdAt: ContinuousClock.Instant = .now) {
         if case .closed = phase {
-            server.pool(for: loop).release(opened.connection, key: key, info: opened.info, createdAt: createdAt)
+            server.pool(for: loop).release(opened.connection, key: plan.key, info: opened.info, createdAt: createdAt)
             return
         }
         let metrics = server.metrics.database(databaseName).target(role)
         let backend = BackendConnection(role: role, connection: opened.connection, info: opened.info,
-                                        login: login, poolKey: key, createdAt: createdAt, metrics: metrics)
+                                        plan: plan, createdAt: createdAt, metrics: metrics)
         metrics.backendConnectionOpened()
         backends[role.rawValue] = backend
         opened.connection.start(onRead: { [self] bytes in backendRead(role, bytes) },
@@ -684,29 +696,39 @@ struct KnownLogin: Sendable {
 }
 
 /// A backend connection of a session.
+/// A backend login and its pool key, made once per client and role and shared by reference.
+final class LoginPlan {
+    let login: BackendLogin
+    let key: BackendPool.Key
+
+    init(login: BackendLogin, key: BackendPool.Key) {
+        self.login = login
+        self.key = key
+    }
+}
+
 final class BackendConnection {
     let role: BackendRole
     let connection: Connection
     let info: BackendSessionInfo
-    let login: BackendLogin
+    /// Where and as whom it logged in, and the pool it goes back to when the client leaves.
+    let plan: LoginPlan
     let createdAt: ContinuousClock.Instant
-    /// Where the connection goes back when the client leaves (computed once: hashing it is not free).
-    let poolKey: BackendPool.Key
     /// Its target's counters, at hand for the per-message byte counts.
     let metrics: TargetMetrics
     var input = InputBuffer()
 
     var keyData: BackendKeyData? { info.keyData }
-    var address: BackendAddress { login.address }
+    var address: BackendAddress { plan.login.address }
+    var poolKey: BackendPool.Key { plan.key }
 
-    init(role: BackendRole, connection: Connection, info: BackendSessionInfo, login: BackendLogin,
-         poolKey: BackendPool.Key, createdAt: ContinuousClock.Instant, metrics: TargetMetrics) {
+    init(role: BackendRole, connection: Connection, info: BackendSessionInfo, plan: LoginPlan,
+         createdAt: ContinuousClock.Instant, metrics: TargetMetrics) {
         self.role = role
         self.metrics = metrics
         self.connection = connection
         self.info = info
-        self.login = login
-        self.poolKey = poolKey
+        self.plan = plan
         self.createdAt = createdAt
     }
 
