@@ -282,3 +282,64 @@ def test_pipeline_units_on_both_backends_stay_in_order(table):
             else:
                 assert row == (i, PRIMARY_PORT)
     assert primary_scalar(f"SELECT count(*) FROM {table}") == 10
+
+
+def test_long_statement_names_like_pgx(table):
+    # pgx names each prepared statement "stmtcache_" + a digest of its text (58 bytes), far more
+    # statements than a session keeps in its quick list: each must run as itself on the replica, be
+    # prepared on the primary under its exact name when a read-write transaction first uses it, and
+    # be found again after others were deallocated.
+    with direct_primary() as d:
+        d.execute(f"INSERT INTO {table} VALUES (1, 'one')")
+    wait_replay()
+    with connect(autocommit=True) as c:
+        pg = c.pgconn
+        names = [f"stmtcache_{i:048x}".encode() for i in range(40)]
+
+        def run(name: bytes) -> tuple:
+            r = pg.exec_prepared(name, [])
+            assert r.status == psycopg.pq.ExecStatus.TUPLES_OK, r.error_message
+            return tuple(r.get_value(0, i).decode() for i in range(r.nfields))
+
+        for i, name in enumerate(names):
+            r = pg.prepare(name, f"SELECT {i}, inet_server_port(), (SELECT v FROM {table} WHERE id = 1)".encode())
+            assert r.status == psycopg.pq.ExecStatus.COMMAND_OK, r.error_message
+        for i, name in enumerate(names):
+            assert run(name) == (str(i), str(REPLICA_PORT), "one")
+        assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
+        for i, name in enumerate(names[::-1]):
+            assert run(name) == (str(len(names) - 1 - i), str(PRIMARY_PORT), "one")
+        assert pg.exec_(b"COMMIT").status == psycopg.pq.ExecStatus.COMMAND_OK
+        # Deallocated by name (SQL), then the rest still answer as themselves.
+        for name in names[::3]:
+            assert pg.exec_(b'DEALLOCATE "' + name + b'"').status == psycopg.pq.ExecStatus.COMMAND_OK
+        for i, name in enumerate(names):
+            r = pg.exec_prepared(name, [])
+            if i % 3 == 0:
+                assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
+            else:
+                assert r.status == psycopg.pq.ExecStatus.TUPLES_OK, r.error_message
+                assert r.get_value(0, 0).decode() == str(i)
+
+
+def test_refused_parse_keeps_the_first_statement():
+    # A Parse of a name that exists fails (42P05) and PostgreSQL keeps the first statement: so must
+    # the copy the proxy prepares on the primary when a read-write transaction uses the name.
+    with connect(autocommit=True) as c:
+        pg = c.pgconn
+        assert pg.prepare(b"dup", b"SELECT 'first', inet_server_port()").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.prepare(b"dup", b"SELECT 'second', inet_server_port()")
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42P05"
+        r = pg.exec_prepared(b"dup", [])
+        assert (r.get_value(0, 0), int(r.get_value(0, 1))) == (b"first", REPLICA_PORT)
+        assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"dup", [])
+        assert (r.get_value(0, 0), int(r.get_value(0, 1))) == (b"first", PRIMARY_PORT)
+        assert pg.exec_(b"COMMIT").status == psycopg.pq.ExecStatus.COMMAND_OK
+        # A Parse the server cannot carry out leaves no statement behind, anywhere.
+        r = pg.prepare(b"broken", b"SELECT * FROM no_such_table_here")
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42P01"
+        assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"broken", [])
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
+        assert pg.exec_(b"ROLLBACK").status == psycopg.pq.ExecStatus.COMMAND_OK

@@ -375,9 +375,12 @@ public struct Session {
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil
         unit.endsWithSync = endsWithSync
-        // Remember every Parse of the batch, so later batches can prepare it elsewhere.
+        // Remember every Parse of the batch, so later batches can prepare it elsewhere; a batch that
+        // parses or closes a named statement keeps what it replaced, in case the server refuses it.
         if !parses.isEmpty || sawClose {
-            rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose)
+            var undos: [StatementUndo]? = sawClose || parses.contains(where: { !$0.name.isEmpty }) ? [] : nil
+            rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose, undos: &undos)
+            unit.statementUndos = undos
         }
         predictTransaction(infos, on: role)
         units.append(unit)
@@ -542,14 +545,16 @@ public struct Session {
     }
 
     /// Remembers the Parses of a batch just sent to `role`. Without a Close among them the batch's
-    /// own list says where each Parse lies; with one, the messages are walked in order.
+    /// own list says where each Parse lies; with one, the messages are walked in order. `undos`, when
+    /// given, gets what each Parse and Close replaced, in the order of their replies.
     mutating func rememberBatch(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
-                                parses: [BatchParse], sawClose: Bool) {
+                                parses: [BatchParse], sawClose: Bool, undos: inout [StatementUndo]?) {
         if sawClose {
-            rememberParses(buffer, from: start, to: end, on: role, parses: parses)
+            rememberParses(buffer, from: start, to: end, on: role, parses: parses, undos: &undos)
             return
         }
         for i in parses.indices {
+            if undos != nil { undos!.append(undo(of: parses[i].name)) }
             rememberParse(buffer, parses[i].message, sql: parses[i].sql, name: parses[i].name,
                           known: parses[i].classes, on: role)
         }
@@ -558,6 +563,12 @@ public struct Session {
     /// `parses` holds each Parse in the range with its class, in order, when the caller has them.
     mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
                                  parses: [BatchParse] = []) {
+        var noUndos: [StatementUndo]?
+        rememberParses(buffer, from: start, to: end, on: role, parses: parses, undos: &noUndos)
+    }
+
+    mutating func rememberParses(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int, on role: BackendRole,
+                                 parses: [BatchParse], undos: inout [StatementUndo]?) {
         var offset = start
         var parseIndex = 0
         while offset < end, case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
@@ -567,16 +578,46 @@ public struct Session {
                 guard let (nameRange, sqlRange) = leadingCStrings(buffer, f) else { continue }
                 let known = parseIndex < parses.count ? parses[parseIndex].classes : nil
                 parseIndex += 1
-                rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: StatementName(buffer, nameRange), known: known, on: role)
+                let name = StatementName(buffer, nameRange)
+                if undos != nil { undos!.append(undo(of: name)) }
+                rememberParse(buffer, f.start..<f.end, sql: sqlRange, name: name, known: known, on: role)
             case UInt8(ascii: "C"):
                 guard f.end - f.payloadStart >= 2, buffer[f.payloadStart] == UInt8(ascii: "S"),
-                      let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) else { continue }
+                      let nameRange = cStringRange(buffer, from: f.payloadStart + 1, limit: f.end) else {
+                    // A portal's Close: its CloseComplete is counted too.
+                    if undos != nil { undos!.append(StatementUndo(name: nil, statement: nil, prepared: [])) }
+                    continue
+                }
                 let name = StatementName(buffer, nameRange)
+                if undos != nil { undos!.append(undo(of: name)) }
                 statements[name] = nil
                 backends[role.rawValue].prepared[name] = nil
             default:
                 continue
             }
+        }
+    }
+
+    /// What statement `name` is now, everywhere, before a Parse or Close of the client changes it.
+    func undo(of name: StatementName) -> StatementUndo {
+        StatementUndo(name: name, statement: statements[name], prepared: backends.map { $0.prepared[name] })
+    }
+
+    /// The head unit failed: the Parses and Closes of it the server had not yet answered did not
+    /// happen (PostgreSQL refuses a Parse of a name it has, or of text it cannot parse, and skips the
+    /// rest of the batch), so each statement they touched is again what it was.
+    mutating func undoUnansweredStatementChanges() {
+        var undos: [StatementUndo]?
+        var answered = 0
+        units.mutateFirst { unit in
+            swap(&undos, &unit.statementUndos)
+            answered = unit.statementRepliesSeen
+        }
+        guard let undos else { return }
+        for undo in undos[min(answered, undos.count)...].reversed() {
+            guard let name = undo.name else { continue }
+            statements[name] = undo.statement
+            for role in BackendRole.allCases { backends[role.rawValue].prepared[name] = undo.prepared[role.rawValue] }
         }
     }
 
@@ -940,6 +981,7 @@ public struct Session {
     @inline(__always)
     func headPassesRepliesThrough(_ role: BackendRole) -> Bool {
         units.firstBackend == role && units.firstKind == .client && units.firstSwallowLeft == 0
+            && !units.firstKeepsStatementUndos
     }
 
     /// Decides one backend message: true to forward it to the client.
@@ -975,8 +1017,12 @@ public struct Session {
                 units.mutateFirst { $0.swallowLeft = 0 }
             }
             switch f.type {
+            case UInt8(ascii: "1"), UInt8(ascii: "3"):
+                // Only units that keep statement undos see these (see `headPassesRepliesThrough`).
+                units.mutateFirst { $0.statementRepliesSeen += 1 }
             case UInt8(ascii: "E"):
                 units.mutateFirst { $0.sawError = true }
+                if units.firstKeepsStatementUndos { undoUnansweredStatementChanges() }
                 let error = Self.decodeError(f, buffer)
                 if error?.endsSession == true { backends[role.rawValue].toldClientOfClose = true }
                 // A standby's "cannot access temporary or unlogged relations during recovery": a relation
@@ -1288,6 +1334,18 @@ struct Unit {
     /// An extended batch that ended with the client's Sync.
     var endsWithSync = false
     var effects = UnitEffects()
+    /// A batch that parses or closes named statements: what each Parse and Close replaced, in order,
+    /// and how many of them the server has answered (ParseComplete, CloseComplete). Nil for the rest.
+    var statementUndos: [StatementUndo]?
+    var statementRepliesSeen = 0
+}
+
+/// A statement as it was before a Parse or Close of the client changed it (`name` nil: a portal's Close).
+struct StatementUndo {
+    var name: StatementName?
+    var statement: PreparedStatement?
+    /// Its generation on each backend, by role.
+    var prepared: [UInt64?]
 }
 
 /// A FIFO of units that reuses its storage.
@@ -1302,6 +1360,7 @@ struct UnitQueue {
     var firstSwallowLeft: Int { storage[head].swallowLeft }
     var firstSwallowsReady: Bool { storage[head].swallowsReady }
     var firstEndsWithSync: Bool { storage[head].endsWithSync }
+    var firstKeepsStatementUndos: Bool { storage[head].statementUndos != nil }
     var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }

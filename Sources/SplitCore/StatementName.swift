@@ -7,6 +7,9 @@ import StatementClassifier
 /// copied as plain words: a prepared-mode client names a statement in every Bind, and decoding and
 /// hashing it as a String cost a seventh of such a query.
 ///
+/// PostgreSQL knows a statement by the first 63 bytes of its name (NAMEDATALEN - 1: a longer name is
+/// the same statement as any other with those 63 bytes), and so does this.
+///
 /// Names of up to 24 bytes — most drivers' (`S_12`, `P_3`, `_pg3_0`, `__asyncpg_stmt_1f__`) — are held
 /// in the three words themselves. A longer name (pgx names statements by a digest of their text) is
 /// held as two 64-bit SipHash values of its bytes under this process's random key, and its first
@@ -15,6 +18,8 @@ import StatementClassifier
 /// messages the proxy writes itself.
 struct StatementName: Hashable, CustomStringConvertible, BitwiseCopyable {
     static let inlineCapacity = 24
+    /// The bytes of a name that count (NAMEDATALEN - 1).
+    static let significantLength = 63
 
     private var w0: UInt64 = 0
     private var w1: UInt64 = 0
@@ -27,6 +32,8 @@ struct StatementName: Hashable, CustomStringConvertible, BitwiseCopyable {
     init() {}
 
     init(_ bytes: UnsafeRawBufferPointer) {
+        let bytes = bytes.count > Self.significantLength
+            ? UnsafeRawBufferPointer(rebasing: bytes[0..<Self.significantLength]) : bytes
         count = bytes.count
         if count == 0 { return }
         if count <= Self.inlineCapacity {
@@ -85,10 +92,10 @@ struct LongStatementNames {
     private var bytes: [StatementName: [UInt8]] = [:]
     private var trimAt = 64
 
-    /// Keeps `name`'s bytes; true when the table is due for trimming.
+    /// Keeps `name`'s bytes (those that count); true when the table is due for trimming.
     mutating func remember(_ name: StatementName, _ nameBytes: UnsafeRawBufferPointer) -> Bool {
         guard name.isLong, bytes[name] == nil else { return false }
-        bytes[name] = Array(nameBytes)
+        bytes[name] = Array(nameBytes.prefix(StatementName.significantLength))
         return bytes.count >= trimAt
     }
 
