@@ -244,3 +244,41 @@ def test_cached_statement_after_alter_table_is_refused_then_prepared_again():
         run(body())
     finally:
         drop_table(t)
+
+
+@pytest.mark.parametrize("new_type, value, expected", [
+    ("bigint", 5.0, 1),                 # float8 bytes read as int8 would be another number: no row
+    ("numeric", 5.0, 1),
+    ("timestamptz", datetime.datetime(2026, 1, 2, 3, 4, 5), 1),
+])
+def test_parameter_types_stay_after_the_column_type_changed(new_type, value, expected):
+    """asyncpg encodes each value for the parameter type the server reported when it prepared the
+    statement, and PostgreSQL keeps that type for the statement's life. The proxy's copy on the
+    primary must take the same types, not the ones the changed column would give a new statement:
+    before, a float8 5.0 reached the primary as int8 4617315517961601024 (no row), or failed 08P01."""
+    t = unique("compat_apg_param")
+    old_type = "timestamp" if new_type == "timestamptz" else "float8"
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {t} (k {old_type}, v text)")
+        p.execute(f"GRANT SELECT ON {t} TO app_ro")
+        p.execute(f"INSERT INTO {t} VALUES (%s, 'five')", (value,))
+    wait_replay()
+    query = f"SELECT count(*) FROM {t} WHERE k = $1"
+
+    async def body():
+        c = await connect()
+        try:
+            assert await c.fetchval(query, value) == expected
+            with direct_primary() as p:
+                p.execute(f"ALTER TABLE {t} ALTER COLUMN k TYPE {new_type}")
+            wait_replay()
+            assert await c.fetchval(query, value) == expected
+            async with c.transaction():
+                assert await c.fetchval(query, value) == expected
+                assert await c.fetchval("SELECT inet_server_port()") == PRIMARY_PORT
+        finally:
+            await c.close()
+    try:
+        run(body())
+    finally:
+        drop_table(t)

@@ -37,6 +37,9 @@ struct ShapeCheck {
     var failure: String?
     /// What the client's copy described.
     var reference: [UInt8]?
+    /// The parameter types (ParameterDescription payload) of the step in flight, and the client's copy's.
+    var parameters: [UInt8]?
+    var referenceParameters: [UInt8]?
 }
 
 extension BackendRole {
@@ -95,6 +98,7 @@ extension Session {
     /// One answer to the proxy's own messages of the step in flight.
     mutating func noteShapeCheckAnswer(_ f: Frame, _ buffer: UnsafeRawBufferPointer) {
         switch f.type {
+        case UInt8(ascii: "t"): shapeCheck?.parameters = Array(buffer[f.payloadStart..<f.end])
         case UInt8(ascii: "T"): shapeCheck?.described = Self.resultColumns(buffer[f.payloadStart..<f.end])
         case UInt8(ascii: "n"): shapeCheck?.described = []
         case UInt8(ascii: "E"):
@@ -130,6 +134,7 @@ extension Session {
             switch (check.described, check.failure) {
             case (let described?, nil):
                 check.reference = described
+                check.referenceParameters = check.parameters
             case (_, SQLState.featureNotSupported?):
                 // The client's copy itself no longer returns what the client was told: it would get
                 // this error there, and must get it here too.
@@ -147,8 +152,15 @@ extension Session {
             }
             check.describingCopy = true
             check.described = nil
+            check.parameters = nil
+            // The copy takes the parameter types the client's copy was given: PostgreSQL keeps a
+            // statement's parameter types, and the client encodes its values for them (asyncpg sends
+            // a float8 as 8 binary bytes that an int8 parameter would read as another number).
+            if let types = check.referenceParameters {
+                statements.pinParameterTypes(of: check.name, types)
+            }
             var bytes = closeMessage(check.name)
-            bytes.append(contentsOf: statements[check.name]?.parseMessage ?? [])
+            bytes.append(contentsOf: statements[check.name]?.messageForCopies ?? [])
             bytes.append(contentsOf: describeMessage(check.name))
             bytes.append(contentsOf: WireEncode.sync)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
@@ -164,7 +176,7 @@ extension Session {
             conclude(check, differs: false)
             return
         }
-        conclude(check, differs: described != check.reference)
+        conclude(check, differs: described != check.reference || check.parameters != check.referenceParameters)
     }
 
     private mutating func conclude(_ check: ShapeCheck, differs: Bool) {

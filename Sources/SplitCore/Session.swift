@@ -377,15 +377,19 @@ public struct Session {
         unit.endsWithSync = endsWithSync
         // Remember every Parse of the batch, so later batches can prepare it elsewhere; a batch that
         // parses or closes a named statement keeps what it replaced, in case the server refuses it.
-        if !parses.isEmpty || sawClose {
-            var undos: [StatementUndo]? = sawClose || parses.contains(where: { !$0.name.isEmpty }) ? [] : nil
-            rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose, undos: &undos)
+        // A batch left open at a Flush keeps them from the start: what the client sends on may parse.
+        let staysOpen = !endsWithSync && sawFlushOnly
+        if !parses.isEmpty || sawClose || staysOpen {
+            var undos: [StatementUndo]? = staysOpen || sawClose || parses.contains(where: { !$0.name.isEmpty }) ? [] : nil
+            if !parses.isEmpty || sawClose {
+                rememberBatch(buffer, from: start, to: batchEnd, on: role, parses: parses, sawClose: sawClose, undos: &undos)
+            }
             unit.statementUndos = undos
         }
         predictTransaction(infos, on: role)
         units.append(unit)
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
-        if !endsWithSync && sawFlushOnly { openBatch = role }
+        if staysOpen { openBatch = role }
         return batchEnd
     }
 
@@ -420,7 +424,13 @@ public struct Session {
         var offset = start
         while offset < buffer.count {
             guard case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) else { break }
-            if f.type == UInt8(ascii: "P") { rememberParses(buffer, from: f.start, to: f.end, on: role) }
+            if f.type == UInt8(ascii: "P") || f.type == UInt8(ascii: "C") {
+                // Into the open unit's undos (it keeps them from its start: see `extendedBatch`).
+                var undos: [StatementUndo]?
+                units.mutateLast { swap(&undos, &$0.statementUndos) }
+                rememberParses(buffer, from: f.start, to: f.end, on: role, parses: [], undos: &undos)
+                units.mutateLast { swap(&undos, &$0.statementUndos) }
+            }
             offset = f.end
             if f.type == UInt8(ascii: "S") { openBatch = nil; break }
             let isExtended = f.type == UInt8(ascii: "P") || f.type == UInt8(ascii: "B") || f.type == UInt8(ascii: "D")
@@ -536,7 +546,7 @@ public struct Session {
                 continue
             }
             var bytes = closeMessage(name)
-            bytes.append(contentsOf: statement.parseMessage)
+            bytes.append(contentsOf: statement.messageForCopies)
             bytes.withUnsafeBytes { out.sendToBackend(role, $0) }
             backends[role.rawValue].prepared[name] = statement.generation
             swallow += 2
@@ -1275,8 +1285,12 @@ struct BatchParse {
 }
 
 struct PreparedStatement {
-    /// The client's Parse message, verbatim, to prepare it on another backend.
+    /// The client's Parse message, verbatim.
     var parseMessage: [UInt8]
+    /// The Parse that prepares it on another backend, when it differs from the client's: with the
+    /// parameter types the client's copy was given (`pinParameterTypes`).
+    var pinnedParse: [UInt8]?
+    var messageForCopies: [UInt8] { pinnedParse ?? parseMessage }
     var statements: [StatementInfo]
     var generation: UInt64
     /// The session's `classifierVersion` when `statements` was computed.
@@ -1286,6 +1300,26 @@ struct PreparedStatement {
     /// classifier has not changed since; nil otherwise.
     func classification(ifSameAs parse: UnsafeRawBufferPointer, version: Int) -> [StatementInfo]? {
         isSame(as: parse, version: version) ? statements : nil
+    }
+
+    /// The client's Parse with every parameter type spelled out as `description` (a
+    /// ParameterDescription payload) says; nil when the two cannot be read or agree already.
+    func parse(withParameterTypes description: [UInt8]) -> [UInt8]? {
+        guard description.count >= 2 else { return nil }
+        let count = Int(description[0]) << 8 | Int(description[1])
+        guard description.count == 2 + 4 * count, parseMessage.count >= 5 else { return nil }
+        // 'P', length, name, SQL text, then the types the client gave (Int16 count, Int32 each).
+        guard let nameEnd = parseMessage[5...].firstIndex(of: 0),
+              let sqlEnd = parseMessage[(nameEnd + 1)...].firstIndex(of: 0),
+              sqlEnd + 3 <= parseMessage.count else { return nil }
+        let given = parseMessage[(sqlEnd + 1)...]
+        if Array(given) == description { return nil }
+        var message = Array(parseMessage[0...sqlEnd])
+        message.append(contentsOf: description)
+        let length = UInt32(message.count - 1)
+        message[1] = UInt8(length >> 24); message[2] = UInt8((length >> 16) & 0xff)
+        message[3] = UInt8((length >> 8) & 0xff); message[4] = UInt8(length & 0xff)
+        return message
     }
 
     func isSame(as parse: UnsafeRawBufferPointer, version: Int) -> Bool {

@@ -207,3 +207,13 @@ extension StatementNames where Value == PreparedStatement {
         return overflow.isEmpty ? nil : overflow[name]?.generation
     }
 }
+
+extension StatementNames where Value == PreparedStatement {
+    /// Copies of statement `name` are prepared with the parameter types `description` gives.
+    mutating func pinParameterTypes(of name: StatementName, _ description: [UInt8]) {
+        update(name) { stored in
+            guard let statement = stored, statement.pinnedParse == nil else { return }
+            stored?.pinnedParse = statement.parse(withParameterTypes: description)
+        }
+    }
+}

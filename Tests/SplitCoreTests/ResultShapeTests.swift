@@ -168,4 +168,57 @@ final class ResultShapeTests: XCTestCase {
         h.client(Wire.bind("S_2") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.types(to: .writeable), "CPBES")
     }
+
+    static func parameters(_ types: [Int32]) -> [UInt8] {
+        var body: [UInt8] = [UInt8(types.count >> 8), UInt8(types.count & 0xff)]
+        for type in types { body += withUnsafeBytes(of: type.bigEndian, Array.init) }
+        return Wire.message("t", body)
+    }
+
+    /// The parameter types the copy is given: the Parse the proxy sends ends with them.
+    static func parameterTypesOfParse(_ bytes: [UInt8]) -> [Int32]? {
+        guard bytes.first == UInt8(ascii: "P"), let nameEnd = bytes[5...].firstIndex(of: 0),
+              let sqlEnd = bytes[(nameEnd + 1)...].firstIndex(of: 0) else { return nil }
+        let count = Int(bytes[sqlEnd + 1]) << 8 | Int(bytes[sqlEnd + 2])
+        return (0..<count).map { i in
+            let at = sqlEnd + 3 + 4 * i
+            return Int32(bitPattern: UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3]))
+        }
+    }
+
+    /// A statement prepared without parameter types (asyncpg's way) gets from the server the types
+    /// its table had then, and the client encodes its values for them. The copy on the other backend
+    /// is prepared with those types, not with what the changed table would give a new statement; a
+    /// copy that still describes other parameter types is refused like one with other columns.
+    func testTheCopyTakesTheParameterTypesOfTheClientsStatement() throws {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT count(*) FROM t WHERE k = $1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "DS")
+        h.backend(.main, Self.parameters([701]) + Self.int8Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDS")
+        guard case .toBackend(.writeable, let sent)? = h.out.events.last else { return XCTFail("nothing sent to writeable") }
+        let parse = Array(sent[(sent.firstIndex(of: UInt8(ascii: "P"))!)...])
+        XCTAssertEqual(Self.parameterTypesOfParse(parse), [701], "float8, as the client's copy has it")
+        // Described with the same types: the client's batch goes on.
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameters([701]) + Self.int8Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSBES")
+    }
+
+    func testACopyWithOtherParameterTypesIsRefused() throws {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT count(*) FROM t WHERE k = $1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.session.readsToWriteable = true
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        h.backend(.main, Self.parameters([701]) + Self.int8Column + Wire.ready())
+        h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameters([20]) + Self.int8Column + Wire.ready())
+        XCTAssertEqual(h.out.types(to: .writeable), "CPDSCBES", "the differing copy is closed; the Bind gets 26000 there")
+    }
 }

@@ -185,4 +185,22 @@ final class RefusedStatementChangeTests: XCTestCase {
         h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
         XCTAssertEqual(textPreparedOnWriteable(&h, "old"), [], "old was closed before the error")
     }
+
+    /// A batch left open at a Flush and continued: its later Parse refused, its later Close done.
+    func testTheContinuationOfAnOpenBatchCountsToo() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("gone", "SELECT 'gone'") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.client(Wire.parse("s1", "SELECT 'first'") + Wire.flush)
+        XCTAssertEqual(h.out.types(to: .main), "PSPH")
+        h.backend(.main, Wire.parseComplete)
+        h.client(Wire.close(statement: "gone") + Wire.parse("s1", "SELECT 'second'") + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .main), "PSPHCPS")
+        h.backend(.main, Wire.closeComplete + Wire.error("42P05") + Wire.ready())
+        XCTAssertEqual(textPreparedOnWriteable(&h, "s1"), ["SELECT 'first'"])
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready())
+        XCTAssertEqual(textPreparedOnWriteable(&h, "gone"), [], "closed in the continuation")
+    }
 }
