@@ -343,3 +343,25 @@ def test_refused_parse_keeps_the_first_statement():
         r = pg.exec_prepared(b"broken", [])
         assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
         assert pg.exec_(b"ROLLBACK").status == psycopg.pq.ExecStatus.COMMAND_OK
+
+
+def test_sql_deallocate_of_a_protocol_statement():
+    # asyncpg drops its statements with SQL DEALLOCATE; PostgreSQL keeps one namespace for both kinds,
+    # so the statement is gone everywhere — the proxy must not prepare it on the primary again.
+    with connect(autocommit=True) as c:
+        pg = c.pgconn
+        assert pg.prepare(b"__asyncpg_stmt_7__", b"SELECT 1").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert pg.exec_prepared(b"__asyncpg_stmt_7__", []).status == psycopg.pq.ExecStatus.TUPLES_OK
+        assert pg.exec_(b"DEALLOCATE __asyncpg_stmt_7__").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"__asyncpg_stmt_7__", [])
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
+        assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"__asyncpg_stmt_7__", [])
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
+        assert pg.exec_(b"ROLLBACK").status == psycopg.pq.ExecStatus.COMMAND_OK
+        # The name can be prepared again, and runs as its new self on both servers.
+        assert pg.prepare(b"__asyncpg_stmt_7__", b"SELECT 2").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert pg.exec_prepared(b"__asyncpg_stmt_7__", []).get_value(0, 0) == b"2"
+        assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert pg.exec_prepared(b"__asyncpg_stmt_7__", []).get_value(0, 0) == b"2"
+        assert pg.exec_(b"COMMIT").status == psycopg.pq.ExecStatus.COMMAND_OK

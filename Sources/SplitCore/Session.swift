@@ -1154,8 +1154,12 @@ public struct Session {
         case .deallocate(let name):
             if let name {
                 key = "prepare:" + name.lowercased()
-                text = "DEALLOCATE " + name
+                text = "DEALLOCATE \"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
                 sqlPrepared[name.lowercased()] = nil
+                // SQL and protocol-level statements share one namespace: asyncpg deallocates its own
+                // statements so. Gone from the client's view; a copy a backend still holds is closed
+                // before the name is bound there again (`injectStatements`).
+                statements[StatementName(name)] = nil
             } else {
                 key = SessionHistory.deallocateAllKey
                 text = "DEALLOCATE ALL"

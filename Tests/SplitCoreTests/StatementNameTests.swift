@@ -204,3 +204,23 @@ final class RefusedStatementChangeTests: XCTestCase {
         XCTAssertEqual(textPreparedOnWriteable(&h, "gone"), [], "closed in the continuation")
     }
 }
+
+/// SQL's DEALLOCATE removes a protocol-level statement of that name too (one namespace in PostgreSQL).
+final class SQLDeallocateTests: XCTestCase {
+    func testDeallocateOfAProtocolStatementForgetsIt() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("__asyncpg_stmt_1__", "SELECT 1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.client(Wire.query("DEALLOCATE __asyncpg_stmt_1__"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, "DEALLOCATE __asyncpg_stmt_1__")
+        h.backend(.main, Wire.commandComplete("DEALLOCATE") + Wire.ready())
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        // Not prepared on writeable from the proxy's memory: the Bind gets PostgreSQL's 26000 there.
+        h.client(Wire.bind("__asyncpg_stmt_1__") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable), [])
+        XCTAssertEqual(h.out.types(to: .main), "", "no comparison with a copy the client no longer has")
+    }
+}
