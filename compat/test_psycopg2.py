@@ -150,3 +150,59 @@ def test_error_in_transaction_until_rollback(table):
         assert primary_scalar(f"SELECT count(*) FROM {table}") == 0
     finally:
         c.close()
+
+
+def test_reads_the_replica_refuses_are_answered_by_the_primary():
+    # What the query's names stand for is not in its text: a view whose function writes, a view over
+    # an unlogged table, a schema the replica's user may not use, a table another connection created
+    # a moment ago. Each is answered as a direct connection to the primary would answer it.
+    log, view_wr, ul, view_ul, schema = (unique("compat_refl"), unique("compat_refv"), unique("compat_refu"),
+                                         unique("compat_refw"), unique("compat_refs"))
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {log} (x int)")
+        p.execute(f"CREATE FUNCTION {log}_f() RETURNS int LANGUAGE plpgsql AS "
+                  f"$$BEGIN INSERT INTO {log} VALUES (1); RETURN 1; END$$")
+        p.execute(f"CREATE VIEW {view_wr} AS SELECT {log}_f() AS r")
+        p.execute(f"CREATE UNLOGGED TABLE {ul} (x int)")
+        p.execute(f"INSERT INTO {ul} VALUES (7)")
+        p.execute(f"CREATE VIEW {view_ul} AS SELECT x FROM {ul}")
+        p.execute(f"CREATE SCHEMA {schema}")
+        p.execute(f"CREATE TABLE {schema}.t (x int)")
+        p.execute(f"INSERT INTO {schema}.t VALUES (9)")
+        p.execute(f"GRANT SELECT ON {view_wr}, {view_ul}, {ul}, {log} TO app_ro")
+    wait_replay()
+    c = connect()
+    c.autocommit = True
+    try:
+        cur = c.cursor()
+        cur.execute(f"SELECT * FROM {view_wr}")
+        assert cur.fetchall() == [(1,)]
+        assert primary_scalar(f"SELECT count(*) FROM {log}") == 1, "the hidden write ran once, on the primary"
+        cur.execute(f"SELECT * FROM {view_ul}")
+        assert cur.fetchall() == [(7,)]
+        cur.execute(f"SELECT x FROM {schema}.t")
+        assert cur.fetchall() == [(9,)]
+        # Plain reads still go to the replica afterwards.
+        cur.execute("SELECT inet_server_port()")
+        assert cur.fetchone()[0] == REPLICA_PORT
+        # Made on another connection just now: the replica may not have it yet; the primary does.
+        fresh = unique("compat_reff")
+        other = connect()
+        other.autocommit = True
+        try:
+            other.cursor().execute(f"CREATE TABLE {fresh} AS SELECT 1 AS x")
+            cur.execute(f"SELECT x FROM {fresh}")
+            assert cur.fetchall() == [(1,)]
+        finally:
+            other.close()
+            drop_table(fresh)
+        # An error the primary would give too reaches the client as it is, once.
+        with pytest.raises(psycopg2.errors.DivisionByZero):
+            cur.execute("SELECT 1/0")
+        cur.execute("SELECT 2")
+        assert cur.fetchone() == (2,)
+    finally:
+        c.close()
+        with direct_primary() as p:
+            p.execute(f"DROP VIEW {view_wr}; DROP VIEW {view_ul}; DROP FUNCTION {log}_f() CASCADE; "
+                      f"DROP TABLE {log}, {ul}; DROP SCHEMA {schema} CASCADE")

@@ -112,6 +112,14 @@ public struct Session {
     var replacementMessage: [UInt8]?
     /// A backend failed to open while a client unit waited for it: answer that unit with this error.
     var openFailure: (role: BackendRole, error: [UInt8])?
+    /// The Query message of the last read main may hand back (`Session+MainRefusals.swift`), kept in
+    /// storage reused from query to query.
+    var retryQuery: [UInt8] = []
+    var retryQueryLength = 0
+    /// Main refused that read: it runs again on writeable as soon as writeable can take it.
+    public internal(set) var retryPending = false
+    /// Set while the kept query is sent again: it goes to writeable whatever its class.
+    var retryingOnWriteable = false
     public private(set) var closed = false
     /// The catalog was refreshed for the unit now waiting; if it still calls unknown functions, they
     /// are treated as writing rather than refreshing again.
@@ -141,8 +149,10 @@ public struct Session {
     /// bytes were consumed. The shell calls it again after any backend event while bytes remain.
     public mutating func clientInput<Out: SessionOutput>(_ buffer: UnsafeRawBufferPointer, _ out: inout Out) -> Int {
         var offset = 0
+        if retryPending { retryOnWriteable(&out) }
         while !closed, offset < buffer.count {
-            if closingBatch || shapeCheck != nil { return offset }
+            // A read main refused runs again first: the client's later statements wait for its answer.
+            if closingBatch || shapeCheck != nil || retryPending || units.firstRetrying { return offset }
             let frame: Frame
             switch frameMessage(buffer, at: offset, maxMessageSize: settings.maxMessageSize) {
             case .needMore:
@@ -234,7 +244,9 @@ public struct Session {
         if needsCatalog(statements, &out, names: { currentClassifier.unknownFunctionNames(utf8: sql) }) { return nil }
         var (role, why) = route(statements)
         if statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
+        if retryingOnWriteable { (role, why) = (.writeable, .mainRefused) }
         if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
+            retryingOnWriteable = false
             answerFailedUnit(failure, &out)
             return frame.end
         }
@@ -244,6 +256,11 @@ public struct Session {
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: statements, sql: sql)
         unit.startedInTransaction = transaction != nil
+        if role == .main && why == .read && mayRetryOnWriteable(statements) {
+            unit.mayRetryOnWriteable = true
+            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+        }
+        retryingOnWriteable = false
         predictTransaction(statements, on: role)
         units.append(unit)
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
@@ -959,6 +976,13 @@ public struct Session {
                 }
             }
             defer { passThrough = headPassesRepliesThrough(role) }
+            if f.type == UInt8(ascii: "E"), units.firstBackend == role, units.firstMayRetry,
+               startsRetry(role, f, buffer, repliesFrom: runStart) {
+                // Its replies so far (a RowDescription at most) and the error never reach the client.
+                runStart = f.end
+                offset = f.end
+                continue
+            }
             let forward = backendMessage(role, f, buffer)
             if forward && f.type == UInt8(ascii: "A"), let own = ownNotification(role, f, buffer) {
                 // Sent by this session's own backend: the client knows it by the proxy's process ID.
@@ -982,7 +1006,11 @@ public struct Session {
             }
             if f.type == UInt8(ascii: "Z") { finishHead(role, buffer, f, &out) }
         }
-        if runStart < offset { out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<offset])) }
+        if runStart < offset {
+            out.sendToClient(UnsafeRawBufferPointer(rebasing: buffer[runStart..<offset]))
+            // Part of the head unit's answer may have gone: it is main's for good.
+            if units.firstMayRetry { units.mutateFirst { $0.mayRetryOnWriteable = false } }
+        }
         return offset
     }
 
@@ -991,7 +1019,7 @@ public struct Session {
     @inline(__always)
     func headPassesRepliesThrough(_ role: BackendRole) -> Bool {
         units.firstBackend == role && units.firstKind == .client && units.firstSwallowLeft == 0
-            && !units.firstKeepsStatementUndos
+            && !units.firstKeepsStatementUndos && !units.firstRetrying
     }
 
     /// Decides one backend message: true to forward it to the client.
@@ -1019,6 +1047,7 @@ public struct Session {
             noteShapeCheckAnswer(f, buffer)
             return false
         case .client:
+            if units.firstRetrying { return false }
             if units.firstSwallowLeft > 0 {
                 if f.type == UInt8(ascii: "1") || f.type == UInt8(ascii: "3") {
                     units.mutateFirst { $0.swallowLeft -= 1 }
@@ -1063,6 +1092,16 @@ public struct Session {
     mutating func finishHead<Out: SessionOutput>(_ role: BackendRole, _ buffer: UnsafeRawBufferPointer, _ f: Frame,
                                                  _ out: inout Out) {
         guard let unit = units.popFirst() else { return }
+        if unit.retrying {
+            out.unitFinished(role, failed: true, wroteOnWriteable: false)
+            if catalogMissesUnlogged {
+                catalogMissesUnlogged = false
+                out.functionsMayHaveChanged()
+            }
+            retryPending = true
+            retryOnWriteable(&out)
+            return
+        }
         if unit.kind != .client {
             if unit.kind == .shapeCheck { finishShapeCheckStep(&out) }
             return
@@ -1376,6 +1415,10 @@ struct Unit {
     /// and how many of them the server has answered (ParseComplete, CloseComplete). Nil for the rest.
     var statementUndos: [StatementUndo]?
     var statementRepliesSeen = 0
+    /// A read main may hand back to writeable (`Session+MainRefusals.swift`) while none of its replies
+    /// has reached the client; `retrying` once main refused it and its replies are dropped.
+    var mayRetryOnWriteable = false
+    var retrying = false
 }
 
 /// A statement as it was before a Parse or Close of the client changed it (`name` nil: a portal's Close).
@@ -1392,6 +1435,7 @@ struct UnitQueue {
     private var head = 0
 
     var isEmpty: Bool { head == storage.count }
+    var count: Int { storage.count - head }
     // The fields read per backend message, without copying the unit (its effects hold references).
     var firstBackend: BackendRole? { isEmpty ? nil : storage[head].backend }
     var firstKind: Unit.Kind { storage[head].kind }
@@ -1399,6 +1443,8 @@ struct UnitQueue {
     var firstSwallowsReady: Bool { storage[head].swallowsReady }
     var firstEndsWithSync: Bool { storage[head].endsWithSync }
     var firstKeepsStatementUndos: Bool { storage[head].statementUndos != nil }
+    var firstMayRetry: Bool { !isEmpty && storage[head].mayRetryOnWriteable }
+    var firstRetrying: Bool { !isEmpty && storage[head].retrying }
     var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }

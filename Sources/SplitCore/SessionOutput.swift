@@ -38,4 +38,5 @@ public enum RoutingReason: String, Sendable {
     case functionCall = "fast-path function call"
     case fallback = "main unavailable, lagging or behind this session's writes"
     case holdCursorOnMain = "WITH HOLD cursor declared on main"
+    case mainRefused = "main refused the read (a standby or main's user cannot run it)"
 }

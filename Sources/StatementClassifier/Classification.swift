@@ -92,6 +92,13 @@ public struct StatementInfo: Sendable, Equatable {
     private var details: Details?
     /// Whether any of the rarely set fields (session effect, executes, cursor, setting value) is set.
     var hasDetails: Bool { details != nil }
+    /// A statement that only reads and carries nothing to remember (no transaction control, pin, hint,
+    /// COPY FROM STDIN, session effect, cursor or prepared statement): running it again elsewhere
+    /// after a refusal changes no state the proxy keeps.
+    public var isPlainRead: Bool {
+        target == .main && details == nil && transaction == nil && pin == nil && !hinted && !copyFromStdin
+            && !changesFunctions
+    }
 
     /// The rarely set fields.
     private struct Rare: Sendable, Equatable {

@@ -531,7 +531,9 @@ final class ClientHandler: @unchecked Sendable {
             clientInput.append(fresh)
             fresh = UnsafeRawBufferPointer(start: nil, count: 0)
         }
-        guard isReady, !clientInput.isEmpty || !fresh.isEmpty, session != nil, !waitingForCatalog else {
+        // A read main refused waits for writeable with no client input (Session+MainRefusals.swift).
+        guard isReady, !clientInput.isEmpty || !fresh.isEmpty || session?.retryPending == true, session != nil,
+              !waitingForCatalog else {
             if !fresh.isEmpty { clientInput.append(fresh) }
             return
         }

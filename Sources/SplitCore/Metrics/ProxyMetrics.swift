@@ -167,7 +167,7 @@ extension RoutingReason {
     /// Every reason, in a fixed order (the metrics' storage order).
     public static let metricsAll: [RoutingReason] = [
         .read, .write, .transaction, .readOnlyTransaction, .pinned, .noWriteable, .hint, .sessionDefault,
-        .copyData, .functionCall, .fallback, .holdCursorOnMain,
+        .copyData, .functionCall, .fallback, .holdCursorOnMain, .mainRefused,
     ]
     static var metricsCount: Int { metricsAll.count }
 
@@ -186,6 +186,7 @@ extension RoutingReason {
         case .functionCall: 9
         case .fallback: 10
         case .holdCursorOnMain: 11
+        case .mainRefused: 12
         }
     }
 
@@ -204,6 +205,7 @@ extension RoutingReason {
         case .functionCall: "function_call"
         case .fallback: "fallback"
         case .holdCursorOnMain: "hold_cursor_on_main"
+        case .mainRefused: "main_refused"
         }
     }
 
@@ -212,7 +214,7 @@ extension RoutingReason {
     /// or because there is no writeable backend.
     public var kind: UnitKind {
         switch self {
-        case .read, .fallback: .read
+        case .read, .fallback, .mainRefused: .read
         case .transaction, .readOnlyTransaction: .transaction
         case .write, .copyData, .functionCall: .write
         case .pinned, .noWriteable, .hint, .sessionDefault, .holdCursorOnMain: .other

@@ -1,0 +1,92 @@
+import XCTest
+@testable import SplitCore
+
+/// A read main refuses with an error writeable may not give (a view whose function writes, an
+/// unlogged relation behind a view, a table main's user may not read or has not replayed yet) is asked
+/// again on writeable, when nothing of main's answer has reached the client.
+final class MainRefusalTests: XCTestCase {
+    static let rowDescription = Wire.message("T", [0, 1] + Wire.cstr("r") + [0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0])
+    static let row = Wire.message("D", [0, 1, 0, 0, 0, 1, UInt8(ascii: "1")])
+
+    func testAReadMainRefusesRunsOnWriteable() {
+        var h = Harness()
+        h.client(Wire.query("SELECT * FROM v_wr"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM v_wr"])
+        // The function behind the view wrote: the standby refuses it after describing the row.
+        h.backend(.main, Self.rowDescription + Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "", "nothing of main's answer reaches the client")
+        XCTAssertTrue(h.out.events.contains(.open(.writeable)))
+        h.opened(.writeable)
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT * FROM v_wr"])
+        h.backend(.writeable, Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "TDCZ")
+        // The client's next read goes to main again.
+        h.reset()
+        h.client(Wire.query("SELECT 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 2"])
+    }
+
+    func testWithWriteableOpenTheRetryGoesAtOnce() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT * FROM new_table"))
+        h.backend(.main, Wire.error("42P01") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT * FROM new_table"])
+        // Writeable's own answer is the client's, error or not.
+        h.backend(.writeable, Wire.error("42P01") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+    }
+
+    func testWhatReachedTheClientOrCannotDifferStays() {
+        let cases: [(String, [UInt8])] = [
+            ("a row was forwarded", Self.rowDescription + Self.row + Wire.error("25006") + Wire.ready()),
+            ("an error writeable would give too", Wire.error("22012") + Wire.ready()),
+        ]
+        for (why, answer) in cases {
+            var h = Harness()
+            h.opened(.writeable)
+            h.client(Wire.query("SELECT * FROM v"))
+            h.backend(.main, answer)
+            XCTAssertEqual(h.out.sentQueries(to: .writeable), [], why)
+            XCTAssertTrue(h.out.clientTypes().hasSuffix("EZ"), why)
+        }
+        // The RowDescription came in an earlier read: it reached the client, so main's error stands.
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT * FROM v"))
+        h.backend(.main, Self.rowDescription)
+        h.backend(.main, Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        XCTAssertEqual(h.out.clientTypes(), "TEZ")
+    }
+
+    func testOnlyALoneAutocommitReadIsAskedAgain() {
+        // In a read-only transaction on main, the transaction is main's: its error stands.
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT * FROM v"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.error("25006") + Wire.ready("E"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        // Two queries in flight: asking the first again would answer it after the second.
+        h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT * FROM v") + Wire.query("SELECT 2"))
+        h.backend(.main, Wire.error("25006") + Wire.ready() + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
+        XCTAssertEqual(h.out.clientTypes(), "EZCZ")
+    }
+
+    /// The client's next query, sent while the refused read waits for writeable, runs after it.
+    func testTheClientsNextQueryWaitsForTheRetry() {
+        var h = Harness()
+        h.client(Wire.query("SELECT * FROM v_wr"))
+        h.backend(.main, Wire.error("25006") + Wire.ready())
+        h.client(Wire.query("SELECT 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM v_wr"], "held until the retry is answered")
+        h.opened(.writeable)
+        h.backend(.writeable, Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT * FROM v_wr"])
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM v_wr", "SELECT 2"])
+    }
+}
