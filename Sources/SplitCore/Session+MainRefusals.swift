@@ -10,9 +10,10 @@ import StatementClassifier
 // the client (a RowDescription at most, which arrives with the error and is dropped with it). Main
 // ran nothing it could keep: a standby writes nothing, and the statement failed there.
 //
-// Only a simple Query with one plain read (`StatementInfo.isPlainRead`), with nothing else in flight
-// and no transaction open, is kept for this: its bytes are copied into storage reused from query to
-// query (about 40 instructions a query).
+// Only a simple Query, or an extended-protocol batch ending with Sync, with one plain read
+// (`StatementInfo.isPlainRead`), nothing else in flight and no transaction open, is kept for this:
+// its bytes are copied into storage reused from query to query (a few dozen instructions). The batch
+// runs again as it came: its statements are prepared on writeable as any batch's are.
 
 extension Session {
     /// Errors from main that writeable may answer differently, by SQLSTATE.
@@ -24,29 +25,50 @@ extension Session {
         "42P01", "42883", "42703", "3F000",   // a table, function, column or schema not replayed yet
     ]
 
-    /// Whether a read about to go to main is kept for asking writeable again. What the statement is
-    /// (`StatementInfo.isPlainRead`) is looked at only if main refuses it.
+    /// Whether a read about to go to main is kept for asking writeable again (`count`: its statements).
+    /// What the statements are (`StatementInfo.isPlainRead`) is looked at only if main refuses them.
     @inline(__always)
-    func mayRetryOnWriteable(_ statements: [StatementInfo]) -> Bool {
-        units.isEmpty && transaction == nil && statements.count == 1 && settings.hasWriteable
-            && deferredBegin == nil && pinned == nil
+    func mayRetryOnWriteable(count: Int) -> Bool {
+        units.isEmpty && transaction == nil && count == 1 && settings.hasWriteable
+            && deferredBegin == nil && pinned == nil && openBatch == nil
     }
 
-    /// The kept query is one statement that only reads.
-    func keptQueryIsPlainRead() -> Bool {
-        guard retryQueryLength > 5 else { return false }
-        let infos = retryQuery.withUnsafeBytes { bytes in
-            classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: bytes[5..<(retryQueryLength - 1)])).statements
+    /// Copies the Query message, or the batch through its Sync, into storage that only grows: one
+    /// copy, no allocation per query.
+    @inline(__always)
+    mutating func keepForRetry(_ bytes: UnsafeRawBufferPointer, batch: Bool) {
+        if retryQuery.count < bytes.count { retryQuery = [UInt8](repeating: 0, count: max(bytes.count, 256)) }
+        retryQuery.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        retryQueryLength = bytes.count
+        retryIsBatch = batch
+    }
+
+    /// The kept query or batch runs one statement, and it only reads.
+    func keptStatementIsPlainRead() -> Bool {
+        var infos: [StatementInfo] = []
+        retryQuery.withUnsafeBytes { kept in
+            let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<retryQueryLength])
+            var offset = 0
+            while case .frame(let f) = frameMessage(bytes, at: offset, maxMessageSize: Int(Int32.max)) {
+                offset = f.end
+                switch f.type {
+                case UInt8(ascii: "Q"):
+                    let end = max(f.payloadStart, f.end - 1)
+                    infos += classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: bytes[f.payloadStart..<end])).statements
+                case UInt8(ascii: "P"):
+                    guard let (_, sql) = leadingCStrings(bytes, f) else { return }
+                    infos += classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: bytes[sql])).statements
+                case UInt8(ascii: "B"):
+                    guard let (_, name) = leadingCStrings(bytes, f) else { return }
+                    let statement = StatementName(bytes, name)
+                    // A statement parsed in this batch was counted at its Parse.
+                    if !statement.isEmpty, let known = statements.classes(of: statement) { infos += known }
+                default:
+                    continue
+                }
+            }
         }
         return infos.count == 1 && infos[0].isPlainRead
-    }
-
-    /// Copies the Query message into storage that only grows: one copy, no allocation per query.
-    @inline(__always)
-    mutating func keepForRetry(_ query: UnsafeRawBufferPointer) {
-        if retryQuery.count < query.count { retryQuery = [UInt8](repeating: 0, count: max(query.count, 256)) }
-        retryQuery.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: query.baseAddress!, byteCount: query.count) }
-        retryQueryLength = query.count
     }
 
     /// Main's ErrorResponse `f` for the head unit, which may be asked again: true when it is one
@@ -55,14 +77,17 @@ extension Session {
     mutating func startsRetry(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer,
                               repliesFrom runStart: Int) -> Bool {
         guard role == .main, units.count == 1, let code = Self.decodeError(f, buffer)?.code,
-              Self.refusalsWriteableMayAnswer.contains(code), keptQueryIsPlainRead() else {
+              Self.refusalsWriteableMayAnswer.contains(code), keptStatementIsPlainRead() else {
             return false
         }
         var offset = runStart
         while offset < f.start, case .frame(let reply) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) {
-            // A RowDescription, notices, parameter changes: nothing the client has acted on.
+            // Parse and Bind done, descriptions, notices, parameter changes: nothing the client has
+            // acted on (no row, no command completed).
             switch reply.type {
-            case UInt8(ascii: "T"), UInt8(ascii: "N"), UInt8(ascii: "S"): offset = reply.end
+            case UInt8(ascii: "T"), UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "1"), UInt8(ascii: "2"),
+                 UInt8(ascii: "t"), UInt8(ascii: "n"):
+                offset = reply.end
             default: return false
             }
         }
@@ -80,8 +105,10 @@ extension Session {
         let query = retryQuery
         let length = retryQueryLength
         retryingOnWriteable = true
-        let sent = query.withUnsafeBytes { bytes in
-            simpleQuery(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), Frame(type: UInt8(ascii: "Q"), start: 0, end: length), &out)
+        let sent = query.withUnsafeBytes { kept in
+            let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<length])
+            return retryIsBatch ? extendedBatch(bytes, from: 0, &out)
+                : simpleQuery(bytes, Frame(type: UInt8(ascii: "Q"), start: 0, end: length), &out)
         }
         retryingOnWriteable = false
         if sent != nil { retryPending = false }

@@ -116,6 +116,8 @@ public struct Session {
     /// storage reused from query to query.
     var retryQuery: [UInt8] = []
     var retryQueryLength = 0
+    /// The kept bytes are an extended-protocol batch (through its Sync), not a Query message.
+    var retryIsBatch = false
     /// Main refused that read: it runs again on writeable as soon as writeable can take it.
     public internal(set) var retryPending = false
     /// Set while the kept query is sent again: it goes to writeable whatever its class.
@@ -256,9 +258,9 @@ public struct Session {
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: statements, sql: sql)
         unit.startedInTransaction = transaction != nil
-        if role == .main && why == .read && mayRetryOnWriteable(statements) {
+        if role == .main && why == .read && mayRetryOnWriteable(count: statements.count) {
             unit.mayRetryOnWriteable = true
-            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
+            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), batch: false)
         }
         retryingOnWriteable = false
         predictTransaction(statements, on: role)
@@ -376,6 +378,7 @@ public struct Session {
         if needsCatalog(infos, &out, names: { namesToLearn }) { return nil }
         var (role, why) = route(infos)
         if infos.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
+        if retryingOnWriteable { (role, why) = (.writeable, .mainRefused) }
         if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
             // Drop the client's batch up to its Sync; answer the error once.
             if endsWithSync { answerFailedUnit(failure, &out) }
@@ -388,6 +391,11 @@ public struct Session {
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
+        if role == .main && why == .read && endsWithSync && !sawClose && mayRetryOnWriteable(count: infos.count) {
+            unit.mayRetryOnWriteable = true
+            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]), batch: true)
+        }
+        retryingOnWriteable = false
         unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil

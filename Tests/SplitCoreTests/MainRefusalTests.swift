@@ -89,4 +89,39 @@ final class MainRefusalTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT * FROM v_wr"])
         XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM v_wr", "SELECT 2"])
     }
+
+    /// pgJDBC and psycopg 3 send a read as one batch (Parse, Bind, Describe, Execute, Sync): the batch
+    /// runs again on writeable as it came, and the client sees only writeable's replies.
+    func testABatchMainRefusesRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        let batch = Wire.parse("", "SELECT * FROM v_wr") + Wire.bind("") + Wire.describe(portal: "") + Wire.execute() + Wire.sync
+        h.client(batch)
+        XCTAssertEqual(h.out.types(to: .main), "PBDES")
+        h.backend(.main, Wire.parseComplete + Wire.bindComplete + Self.rowDescription + Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "")
+        XCTAssertEqual(h.out.types(to: .writeable), "PBDES")
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable), ["SELECT * FROM v_wr"])
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Self.rowDescription + Self.row
+                  + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "12TDCZ")
+    }
+
+    /// A named statement bound in a batch of its own: prepared on writeable, then bound there.
+    func testABoundStatementMainRefusesIsPreparedAndRunOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT * FROM v_wr") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        h.reset()
+        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
+        h.backend(.main, Wire.bindComplete + Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "")
+        // The copy is compared with the client's first (Session+ResultShapes.swift), then used.
+        h.passShapeCheck(on: .writeable)
+        XCTAssertEqual(h.out.statementNames(to: .writeable), ["C S_1", "P S_1", "D S_1"])
+        XCTAssertTrue(h.out.types(to: .writeable).hasSuffix("BES"))
+        h.backend(.writeable, Wire.bindComplete + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "2DCZ")
+    }
 }

@@ -84,6 +84,7 @@ enum Wire {
     }
     static func execute(_ portal: String = "") -> [UInt8] { message("E", cstr(portal) + [0, 0, 0, 0]) }
     static func describe(statement name: String) -> [UInt8] { message("D", [UInt8(ascii: "S")] + cstr(name)) }
+    static func describe(portal name: String) -> [UInt8] { message("D", [UInt8(ascii: "P")] + cstr(name)) }
     static func close(statement name: String) -> [UInt8] { message("C", [UInt8(ascii: "S")] + cstr(name)) }
     static let sync = message("S", [])
     static let flush = message("H", [])
