@@ -365,3 +365,30 @@ def test_sql_deallocate_of_a_protocol_statement():
         assert pg.exec_(b"BEGIN READ WRITE").status == psycopg.pq.ExecStatus.COMMAND_OK
         assert pg.exec_prepared(b"__asyncpg_stmt_7__", []).get_value(0, 0) == b"2"
         assert pg.exec_(b"COMMIT").status == psycopg.pq.ExecStatus.COMMAND_OK
+
+
+def test_reads_the_replica_refuses_are_answered_by_the_primary_extended():
+    # The extended-protocol form (psycopg 3 sends a query with parameters as one batch): a view whose
+    # function writes, and a table another connection created a moment ago.
+    log, view = unique("compat_ref3l"), unique("compat_ref3v")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {log} (x int)")
+        p.execute(f"CREATE FUNCTION {log}_f(n int) RETURNS int LANGUAGE plpgsql AS "
+                  f"$$BEGIN INSERT INTO {log} VALUES (n); RETURN n; END$$")
+        p.execute(f"CREATE VIEW {view} AS SELECT {log}_f(5) AS r")
+        p.execute(f"GRANT SELECT ON {view}, {log} TO app_ro")
+    wait_replay()
+    try:
+        with connect(autocommit=True) as c:
+            for _ in range(3):
+                assert c.execute(f"SELECT r + %s FROM {view}", (1,)).fetchone() == (6,)
+            assert primary_scalar(f"SELECT count(*) FROM {log}") == 3, "each hidden write ran once"
+            assert c.execute("SELECT inet_server_port()").fetchone()[0] == REPLICA_PORT
+            fresh = unique("compat_ref3f")
+            with connect(autocommit=True) as other:
+                other.execute(f"CREATE TABLE {fresh} AS SELECT 1 AS x")
+                assert c.execute(f"SELECT x + %s FROM {fresh}", (1,)).fetchone() == (2,)
+                other.execute(f"DROP TABLE {fresh}")
+    finally:
+        with direct_primary() as p:
+            p.execute(f"DROP VIEW {view}; DROP FUNCTION {log}_f(int); DROP TABLE {log}")
