@@ -91,6 +91,9 @@ extension Session {
             default: return false
             }
         }
+        // The batch's Parses and Closes main did not carry out are undone, as for any error; the batch
+        // makes them again on writeable.
+        if units.firstKeepsStatementUndos { undoUnansweredStatementChanges() }
         units.mutateFirst { $0.retrying = true; $0.mayRetryOnWriteable = false }
         // A relation made unlogged behind the proxy's back: learnt, so that the next read of it goes
         // to writeable at once (see `backendMessage`).

@@ -124,4 +124,21 @@ final class MainRefusalTests: XCTestCase {
         h.backend(.writeable, Wire.bindComplete + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
         XCTAssertEqual(h.out.clientTypes(), "2DCZ")
     }
+
+    /// A Parse both servers refuse leaves no statement behind: the one main refused is undone before
+    /// the batch is asked again, the one writeable refused after.
+    func testAParseRefusedByBothLeavesNoStatement() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("broken", "SELECT * FROM no_such_table") + Wire.sync)
+        h.backend(.main, Wire.error("42P01") + Wire.ready())
+        XCTAssertEqual(h.out.statementNames(to: .writeable), ["P broken"])
+        h.backend(.writeable, Wire.error("42P01") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        h.client(Wire.query("BEGIN READ WRITE"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T"))
+        h.reset()
+        h.client(Wire.bind("broken") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.parsedTexts(to: .writeable), [], "nothing to prepare: PostgreSQL's 26000 there")
+    }
 }
