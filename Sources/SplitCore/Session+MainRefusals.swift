@@ -28,10 +28,13 @@ extension Session {
     /// Whether a read about to go to main is kept for asking writeable again (`count`: its statements).
     /// What the statements are (`StatementInfo.isPlainRead`) is looked at only if main refuses them.
     @inline(__always)
-    func mayRetryOnWriteable(count: Int) -> Bool {
-        units.isEmpty && transaction == nil && count == 1 && settings.hasWriteable
+    func mayRetryOnWriteable(count: Int, bytes: Int) -> Bool {
+        units.isEmpty && transaction == nil && count == 1 && bytes <= Self.retryKeepLimit && settings.hasWriteable
             && deferredBegin == nil && pinned == nil && openBatch == nil
     }
+
+    /// The largest query or batch kept (a read with a 100 MB parameter is not worth holding twice).
+    static var retryKeepLimit: Int { 64 << 10 }
 
     /// Copies the Query message, or the batch through its Sync, into storage that only grows: one
     /// copy, no allocation per query.

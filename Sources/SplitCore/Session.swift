@@ -258,7 +258,7 @@ public struct Session {
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: statements, sql: sql)
         unit.startedInTransaction = transaction != nil
-        if role == .main && why == .read && mayRetryOnWriteable(count: statements.count) {
+        if role == .main && why == .read && mayRetryOnWriteable(count: statements.count, bytes: frame.end - frame.start) {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), batch: false)
         }
@@ -391,7 +391,7 @@ public struct Session {
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
-        if role == .main && why == .read && endsWithSync && !sawClose && mayRetryOnWriteable(count: infos.count) {
+        if role == .main && why == .read && endsWithSync && !sawClose && mayRetryOnWriteable(count: infos.count, bytes: batchEnd - start) {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]), batch: true)
         }
