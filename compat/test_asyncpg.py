@@ -282,3 +282,36 @@ def test_parameter_types_stay_after_the_column_type_changed(new_type, value, exp
         run(body())
     finally:
         drop_table(t)
+
+
+def test_reads_the_replica_refuses_are_answered_by_the_primary():
+    """asyncpg prepares (Parse, Describe, Flush) and then binds and executes: a view whose function
+    writes, and a table another connection created a moment ago, are answered as the primary would."""
+    log, view = unique("compat_apgrl"), unique("compat_apgrv")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {log} (x int)")
+        p.execute(f"CREATE FUNCTION {log}_f() RETURNS int LANGUAGE plpgsql AS "
+                  f"$$BEGIN INSERT INTO {log} VALUES (1); RETURN 1; END$$")
+        p.execute(f"CREATE VIEW {view} AS SELECT {log}_f() AS r")
+        p.execute(f"GRANT SELECT ON {view}, {log} TO app_ro")
+    wait_replay()
+
+    async def body():
+        c = await connect()
+        other = await connect()
+        try:
+            for _ in range(3):
+                assert await c.fetchval(f"SELECT r FROM {view}") == 1
+            assert primary_scalar(f"SELECT count(*) FROM {log}") == 3, "each hidden write ran once"
+            fresh = unique("compat_apgrf")
+            await other.execute(f"CREATE TABLE {fresh} AS SELECT 1 AS x")
+            assert await c.fetchval(f"SELECT x + $1 FROM {fresh}", 1) == 2
+            await other.execute(f"DROP TABLE {fresh}")
+        finally:
+            await c.close()
+            await other.close()
+    try:
+        run(body())
+    finally:
+        with direct_primary() as p:
+            p.execute(f"DROP VIEW {view}; DROP FUNCTION {log}_f(); DROP TABLE {log}")

@@ -46,6 +46,27 @@ extension Session {
         retryIsBatch = batch
     }
 
+    /// The rest of a batch left open at a Flush, just sent to main through its Sync (asyncpg prepares
+    /// with Parse, Describe, Flush, then sends Bind, Execute, Sync once it has the description): kept
+    /// to be asked again on its own, the client having what main said to the first part.
+    mutating func keepContinuationForRetry(_ bytes: UnsafeRawBufferPointer) {
+        guard units.count == 1, transaction == nil, settings.hasWriteable, deferredBegin == nil, pinned == nil,
+              bytes.count <= Self.retryKeepLimit else { return }
+        var expected = 0
+        var offset = 0
+        scan: while case .frame(let f) = frameMessage(bytes, at: offset, maxMessageSize: Int(Int32.max)) {
+            offset = f.end
+            switch f.type {
+            case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "C"): expected += 1
+            case UInt8(ascii: "E"): break scan
+            default: return  // a Describe's replies vary: not kept
+            }
+        }
+        guard expected > 0 else { return }
+        keepForRetry(bytes, batch: true)
+        units.mutateFirst { $0.mayRetryOnWriteable = true; $0.retryExpectedReplies = expected }
+    }
+
     /// The kept query or batch runs one statement, and it only reads.
     func keptStatementIsPlainRead() -> Bool {
         var infos: [StatementInfo] = []
@@ -77,27 +98,42 @@ extension Session {
     /// Main's ErrorResponse `f` for the head unit, which may be asked again: true when it is one
     /// writeable may answer otherwise and none of the unit's replies has reached the client — the ones
     /// before the error in this read, from `runStart`, hold no row. The unit then drops its replies.
-    mutating func startsRetry(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer,
-                              repliesFrom runStart: Int) -> Bool {
+    mutating func startsRetry<Out: SessionOutput>(_ role: BackendRole, _ f: Frame, _ buffer: UnsafeRawBufferPointer,
+                                                  repliesFrom runStart: Int, _ out: inout Out) -> Bool {
         guard role == .main, units.count == 1, let code = Self.decodeError(f, buffer)?.code,
               Self.refusalsWriteableMayAnswer.contains(code), keptStatementIsPlainRead() else {
             return false
         }
         var offset = runStart
+        // The rest of an open batch: exactly its own completions came before the error (any reply
+        // of the batch's first part among them would already be the client's).
+        let expected = units.firstRetryExpectedReplies
+        var completions = 0
         while offset < f.start, case .frame(let reply) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) {
-            // Parse and Bind done, descriptions, notices, parameter changes: nothing the client has
-            // acted on (no row, no command completed).
+            // Parse, Bind and Close done, descriptions, notices, parameter changes: nothing the client
+            // has acted on (no row, no command completed).
             switch reply.type {
-            case UInt8(ascii: "T"), UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "1"), UInt8(ascii: "2"),
-                 UInt8(ascii: "t"), UInt8(ascii: "n"):
-                offset = reply.end
-            default: return false
+            case UInt8(ascii: "1"), UInt8(ascii: "2"), UInt8(ascii: "3"):
+                completions += 1
+            case UInt8(ascii: "N"), UInt8(ascii: "S"):
+                break
+            case UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: "n"):
+                // A description: the whole batch's, or (for the rest of an open batch, which has no
+                // Describe) one the client is still owed for its first part.
+                if expected > 0 { return false }
+            default:
+                return false
             }
+            offset = reply.end
         }
+        if expected > 0 && completions != expected { return false }
         // The batch's Parses and Closes main did not carry out are undone, as for any error; the batch
         // makes them again on writeable.
         if units.firstKeepsStatementUndos { undoUnansweredStatementChanges() }
         units.mutateFirst { $0.retrying = true; $0.mayRetryOnWriteable = false }
+        // A batch left open at a Flush (the first part of asyncpg's prepare) waits for a Sync before
+        // main answers ReadyForQuery: the proxy sends its own, and the batch opens again on writeable.
+        if openBatch == role { endOpenBatch(on: role, &out) }
         // A relation made unlogged behind the proxy's back: learnt, so that the next read of it goes
         // to writeable at once (see `backendMessage`).
         if code == SQLState.featureNotSupported { catalogMissesUnlogged = true }

@@ -391,7 +391,9 @@ public struct Session {
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
-        if role == .main && why == .read && endsWithSync && !sawClose && mayRetryOnWriteable(count: infos.count, bytes: batchEnd - start) {
+        let staysOpen = !endsWithSync && sawFlushOnly
+        if role == .main && why == .read && (endsWithSync || staysOpen) && !sawClose
+            && mayRetryOnWriteable(count: infos.count, bytes: batchEnd - start) {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]), batch: true)
         }
@@ -403,7 +405,6 @@ public struct Session {
         // Remember every Parse of the batch, so later batches can prepare it elsewhere; a batch that
         // parses or closes a named statement keeps what it replaced, in case the server refuses it.
         // A batch left open at a Flush keeps them from the start: what the client sends on may parse.
-        let staysOpen = !endsWithSync && sawFlushOnly
         if !parses.isEmpty || sawClose || staysOpen {
             var undos: [StatementUndo]? = staysOpen || sawClose || parses.contains(where: { !$0.name.isEmpty }) ? [] : nil
             if !parses.isEmpty || sawClose {
@@ -463,6 +464,9 @@ public struct Session {
             if !isExtended { offset = f.start; break }
         }
         guard offset > start else { return nil }
+        // What was kept of the batch's first part is no longer the whole of what main has.
+        if units.firstMayRetry { units.mutateFirst { $0.mayRetryOnWriteable = false } }
+        if openBatch == nil, role == .main { keepContinuationForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<offset])) }
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[start..<offset]))
         return offset
     }
@@ -525,7 +529,8 @@ public struct Session {
     mutating func endOpenBatch<Out: SessionOutput>(on role: BackendRole, _ out: inout Out) {
         openBatch = nil
         WireEncode.sync.withUnsafeBytes { out.sendToBackend(role, $0) }
-        units.mutateLast { $0.swallowsReady = true }
+        // Not asked again elsewhere: the client has moved on from it.
+        units.mutateLast { $0.swallowsReady = true; $0.mayRetryOnWriteable = false }
     }
 
     /// Makes sure every statement the batch uses exists on `role`: injects Close + Parse for the
@@ -985,7 +990,7 @@ public struct Session {
             }
             defer { passThrough = headPassesRepliesThrough(role) }
             if f.type == UInt8(ascii: "E"), units.firstBackend == role, units.firstMayRetry,
-               startsRetry(role, f, buffer, repliesFrom: runStart) {
+               startsRetry(role, f, buffer, repliesFrom: runStart, &out) {
                 // Its replies so far (a RowDescription at most) and the error never reach the client.
                 runStart = f.end
                 offset = f.end
@@ -1427,6 +1432,10 @@ struct Unit {
     /// has reached the client; `retrying` once main refused it and its replies are dropped.
     var mayRetryOnWriteable = false
     var retrying = false
+    /// For the rest of a batch left open at a Flush, kept for asking again on its own: how many
+    /// ParseComplete / BindComplete / CloseComplete its messages before Execute bring (0: the unit's
+    /// whole batch is kept).
+    var retryExpectedReplies = 0
 }
 
 /// A statement as it was before a Parse or Close of the client changed it (`name` nil: a portal's Close).
@@ -1453,6 +1462,7 @@ struct UnitQueue {
     var firstKeepsStatementUndos: Bool { storage[head].statementUndos != nil }
     var firstMayRetry: Bool { !isEmpty && storage[head].mayRetryOnWriteable }
     var firstRetrying: Bool { !isEmpty && storage[head].retrying }
+    var firstRetryExpectedReplies: Int { storage[head].retryExpectedReplies }
     var lastBackend: BackendRole? { isEmpty ? nil : storage[storage.count - 1].backend }
 
     mutating func append(_ unit: Unit) { storage.append(unit) }

@@ -141,4 +141,68 @@ final class MainRefusalTests: XCTestCase {
         h.client(Wire.bind("broken") + Wire.execute() + Wire.sync)
         XCTAssertEqual(h.out.parsedTexts(to: .writeable), [], "nothing to prepare: PostgreSQL's 26000 there")
     }
+
+    /// asyncpg prepares with Parse, Describe and Flush, then sends Bind, Execute and Sync once it has
+    /// the description: that rest is asked again on its own, the client keeping main's description.
+    func testTheRestOfABatchLeftOpenAtAFlushRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("s1", "SELECT * FROM v_wr") + Wire.describe(statement: "s1") + Wire.flush)
+        h.backend(.main, Wire.parseComplete + ResultShapeTests.parameters([]) + Self.rowDescription)
+        XCTAssertEqual(h.out.clientTypes(), "1tT")
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+        h.backend(.main, Wire.bindComplete + Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1tT", "main's refusal is not the client's")
+        h.passShapeCheck(on: .writeable)
+        XCTAssertEqual(h.out.statementNames(to: .writeable), ["C s1", "P s1", "D s1"])
+        XCTAssertTrue(h.out.types(to: .writeable).hasSuffix("BES"))
+        h.backend(.writeable, Wire.bindComplete + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1tT2DCZ")
+    }
+
+    /// The first part's description still on its way when the rest fails: it belongs to the client,
+    /// so main's error stands.
+    func testTheRestOfAnOpenBatchStaysWhenTheFirstPartIsStillAnswering() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("s1", "SELECT * FROM v_wr") + Wire.describe(statement: "s1") + Wire.flush)
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+        h.backend(.main, Wire.parseComplete + ResultShapeTests.parameters([]) + Self.rowDescription + Wire.bindComplete
+                  + Wire.error("25006") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1tT2EZ")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+    }
+
+    /// asyncpg's prepare of a table the replica does not have yet: main refuses the Parse of a batch
+    /// left open at a Flush. The proxy ends that batch on main with its own Sync and opens it again on
+    /// writeable, where the client's Bind, Execute and Sync then go.
+    func testTheFirstPartOfABatchLeftOpenRunsOnWriteable() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("s1", "SELECT x FROM fresh") + Wire.describe(statement: "s1") + Wire.flush)
+        h.backend(.main, Wire.error("42P01"))
+        XCTAssertEqual(h.out.types(to: .main), "PDHS", "the proxy's own Sync")
+        h.backend(.main, Wire.ready("I"))
+        XCTAssertEqual(h.out.clientTypes(), "")
+        XCTAssertEqual(h.out.types(to: .writeable), "PDH")
+        h.backend(.writeable, Wire.parseComplete + ResultShapeTests.parameters([]) + Self.rowDescription)
+        XCTAssertEqual(h.out.clientTypes(), "1tT")
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.sync)
+        XCTAssertEqual(h.out.types(to: .writeable), "PDHBES")
+        h.backend(.writeable, Wire.bindComplete + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.clientTypes(), "1tT2DCZ")
+        XCTAssertEqual(h.out.types(to: .main), "PDHS")
+    }
+
+    /// The client went on before main refused the first part: what it sent went to main too, so the
+    /// refusal stands.
+    func testAnOpenBatchTheClientContinuedIsNotAskedAgain() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("s1", "SELECT x FROM fresh") + Wire.describe(statement: "s1") + Wire.flush)
+        h.client(Wire.bind("s1") + Wire.execute() + Wire.flush)
+        h.backend(.main, Wire.error("42P01"))
+        XCTAssertEqual(h.out.clientTypes(), "E")
+        XCTAssertEqual(h.out.types(to: .writeable), "")
+    }
 }
