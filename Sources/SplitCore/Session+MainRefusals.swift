@@ -131,6 +131,8 @@ extension Session {
         // makes them again on writeable.
         if units.firstKeepsStatementUndos { undoUnansweredStatementChanges() }
         units.mutateFirst { $0.retrying = true; $0.mayRetryOnWriteable = false }
+        // The client's answer if writeable cannot be asked after all.
+        retryMainError = Array(buffer[f.start..<f.end])
         // A batch left open at a Flush (the first part of asyncpg's prepare) waits for a Sync before
         // main answers ReadyForQuery: the proxy sends its own, and the batch opens again on writeable.
         if openBatch == role { endOpenBatch(on: role, &out) }
@@ -144,6 +146,20 @@ extension Session {
     /// else it stays pending (the shell pumps the session again when writeable opens).
     mutating func retryOnWriteable<Out: SessionOutput>(_ out: inout Out) {
         guard retryPending, units.isEmpty else { return }
+        if let failure = takeOpenFailure(for: .writeable) {
+            // Writeable is down: main's refusal is the answer after all, as it would have been.
+            if openFailure?.error == failure.error { openFailure = nil }
+            retryPending = false
+            retryMainError.withUnsafeBytes { out.sendToClient($0) }
+            let endsWithSync = retryQueryLength >= 5 && retryQuery[retryQueryLength - 5] == UInt8(ascii: "S")
+            if !retryIsBatch || endsWithSync {
+                WireEncode.readyForQuery(UInt8(ascii: "I")).withUnsafeBytes { out.sendToClient($0) }
+            } else {
+                // The first part of a batch left open: PostgreSQL skips to the client's Sync.
+                skipUntilSync = true
+            }
+            return
+        }
         let query = retryQuery
         let length = retryQueryLength
         retryingOnWriteable = true

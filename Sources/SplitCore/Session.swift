@@ -118,6 +118,8 @@ public struct Session {
     var retryQueryLength = 0
     /// The kept bytes are an extended-protocol batch (through its Sync), not a Query message.
     var retryIsBatch = false
+    /// Main's refusal of it, the client's answer should writeable be down.
+    var retryMainError: [UInt8] = []
     /// Main refused that read: it runs again on writeable as soon as writeable can take it.
     public internal(set) var retryPending = false
     /// Set while the kept query is sent again: it goes to writeable whatever its class.

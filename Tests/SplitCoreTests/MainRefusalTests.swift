@@ -205,4 +205,19 @@ final class MainRefusalTests: XCTestCase {
         XCTAssertEqual(h.out.clientTypes(), "E")
         XCTAssertEqual(h.out.types(to: .writeable), "")
     }
+
+    /// Writeable cannot be opened: main's own refusal is the client's answer, and the session goes on.
+    func testWithWriteableDownMainsRefusalStands() {
+        var h = Harness()
+        h.client(Wire.query("SELECT * FROM nosuch"))
+        h.backend(.main, Wire.error("42P01") + Wire.ready())
+        h.session.backendOpenFailed(.writeable, error: Wire.error("08006"))
+        h.pump()
+        XCTAssertEqual(h.out.clientTypes(), "EZ")
+        guard case .toClient(let bytes)? = h.out.events.last else { return XCTFail("no answer") }
+        XCTAssertTrue(String(decoding: bytes, as: UTF8.self).contains("C42P01"), "main's own error")
+        h.reset()
+        h.client(Wire.query("SELECT 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 2"])
+    }
 }
