@@ -7,13 +7,15 @@ import StatementClassifier
 // Main then answers with an error PostgreSQL would not have given this client, which may write
 // and sees what the primary has. Such a read, sent on its own in autocommit, is asked again on
 // writeable — the answer the client would have had — as long as nothing of main's answer has reached
-// the client (a RowDescription at most, which arrives with the error and is dropped with it). Main
-// ran nothing it could keep: a standby writes nothing, and the statement failed there.
+// the client (descriptions and Parse / Bind completions at most, which arrive with the error and are
+// dropped with it). Main ran nothing it could keep: a standby writes nothing, and the statement
+// failed there. Should writeable be down, main's refusal is the answer after all.
 //
-// Only a simple Query, or an extended-protocol batch ending with Sync, with one plain read
-// (`StatementInfo.isPlainRead`), nothing else in flight and no transaction open, is kept for this:
-// its bytes are copied into storage reused from query to query (a few dozen instructions). The batch
-// runs again as it came: its statements are prepared on writeable as any batch's are.
+// Kept for this: a simple Query, an extended-protocol batch ending with Sync, either part of a batch
+// left open at a Flush (asyncpg's prepare, then its execute) — with one plain read
+// (`StatementInfo.isPlainRead`), nothing else in flight and no transaction open. The bytes are
+// copied into storage reused from query to query (a few dozen instructions). A batch runs again as it
+// came: its statements are prepared on writeable as any batch's are.
 
 extension Session {
     /// Errors from main that writeable may answer differently, by SQLSTATE.
@@ -37,13 +39,12 @@ extension Session {
     static var retryKeepLimit: Int { 64 << 10 }
 
     /// Copies the Query message, or the batch through its Sync, into storage that only grows: one
-    /// copy, no allocation per query.
+    /// copy, no allocation per query. What was kept is told apart by its first byte (`Q` or not).
     @inline(__always)
-    mutating func keepForRetry(_ bytes: UnsafeRawBufferPointer, batch: Bool) {
+    mutating func keepForRetry(_ bytes: UnsafeRawBufferPointer) {
         if retryQuery.count < bytes.count { retryQuery = [UInt8](repeating: 0, count: max(bytes.count, 256)) }
         retryQuery.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
         retryQueryLength = bytes.count
-        retryIsBatch = batch
     }
 
     /// The rest of a batch left open at a Flush, just sent to main through its Sync (asyncpg prepares
@@ -63,7 +64,7 @@ extension Session {
             }
         }
         guard expected > 0 else { return }
-        keepForRetry(bytes, batch: true)
+        keepForRetry(bytes)
         units.mutateFirst { $0.mayRetryOnWriteable = true; $0.retryExpectedReplies = expected }
     }
 
@@ -146,13 +147,14 @@ extension Session {
     /// else it stays pending (the shell pumps the session again when writeable opens).
     mutating func retryOnWriteable<Out: SessionOutput>(_ out: inout Out) {
         guard retryPending, units.isEmpty else { return }
+        let isBatch = retryQueryLength > 0 && retryQuery[0] != UInt8(ascii: "Q")
         if let failure = takeOpenFailure(for: .writeable) {
             // Writeable is down: main's refusal is the answer after all, as it would have been.
             if openFailure?.error == failure.error { openFailure = nil }
             retryPending = false
             retryMainError.withUnsafeBytes { out.sendToClient($0) }
             let endsWithSync = retryQueryLength >= 5 && retryQuery[retryQueryLength - 5] == UInt8(ascii: "S")
-            if !retryIsBatch || endsWithSync {
+            if !isBatch || endsWithSync {
                 WireEncode.readyForQuery(UInt8(ascii: "I")).withUnsafeBytes { out.sendToClient($0) }
             } else {
                 // The first part of a batch left open: PostgreSQL skips to the client's Sync.
@@ -165,7 +167,7 @@ extension Session {
         retryingOnWriteable = true
         let sent = query.withUnsafeBytes { kept in
             let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<length])
-            return retryIsBatch ? extendedBatch(bytes, from: 0, &out)
+            return isBatch ? extendedBatch(bytes, from: 0, &out)
                 : simpleQuery(bytes, Frame(type: UInt8(ascii: "Q"), start: 0, end: length), &out)
         }
         retryingOnWriteable = false

@@ -116,8 +116,6 @@ public struct Session {
     /// storage reused from query to query.
     var retryQuery: [UInt8] = []
     var retryQueryLength = 0
-    /// The kept bytes are an extended-protocol batch (through its Sync), not a Query message.
-    var retryIsBatch = false
     /// Main's refusal of it, the client's answer should writeable be down.
     var retryMainError: [UInt8] = []
     /// Main refused that read: it runs again on writeable as soon as writeable can take it.
@@ -262,7 +260,7 @@ public struct Session {
         unit.startedInTransaction = transaction != nil
         if role == .main && why == .read && mayRetryOnWriteable(count: statements.count, bytes: frame.end - frame.start) {
             unit.mayRetryOnWriteable = true
-            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]), batch: false)
+            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         }
         retryingOnWriteable = false
         predictTransaction(statements, on: role)
@@ -397,7 +395,7 @@ public struct Session {
         if role == .main && why == .read && (endsWithSync || staysOpen) && !sawClose
             && mayRetryOnWriteable(count: infos.count, bytes: batchEnd - start) {
             unit.mayRetryOnWriteable = true
-            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]), batch: true)
+            keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
         }
         retryingOnWriteable = false
         unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)

@@ -190,8 +190,9 @@ final class ResultShapeTests: XCTestCase {
     /// its table had then, and the client encodes its values for them. The copy on the other backend
     /// is prepared with those types, not with what the changed table would give a new statement; a
     /// copy that still describes other parameter types is refused like one with other columns.
-    func testTheCopyTakesTheParameterTypesOfTheClientsStatement() throws {
-        var h = Harness()
+    /// S_1 prepared on main without parameter types, then bound with main behind: the client's copy
+    /// is described on main (float8 for $1), and the proxy's copy is prepared on writeable.
+    func prepareUntypedOnMainThenBindOnWriteable(_ h: inout Harness) {
         h.opened(.writeable)
         h.client(Wire.parse("S_1", "SELECT count(*) FROM t WHERE k = $1") + Wire.sync)
         h.backend(.main, Wire.parseComplete + Wire.ready())
@@ -201,6 +202,11 @@ final class ResultShapeTests: XCTestCase {
         XCTAssertEqual(h.out.types(to: .main), "DS")
         h.backend(.main, Self.parameters([701]) + Self.int8Column + Wire.ready())
         XCTAssertEqual(h.out.types(to: .writeable), "CPDS")
+    }
+
+    func testTheCopyTakesTheParameterTypesOfTheClientsStatement() throws {
+        var h = Harness()
+        prepareUntypedOnMainThenBindOnWriteable(&h)
         guard case .toBackend(.writeable, let sent)? = h.out.events.last else { return XCTFail("nothing sent to writeable") }
         let parse = Array(sent[(sent.firstIndex(of: UInt8(ascii: "P"))!)...])
         XCTAssertEqual(Self.parameterTypesOfParse(parse), [701], "float8, as the client's copy has it")
@@ -211,13 +217,7 @@ final class ResultShapeTests: XCTestCase {
 
     func testACopyWithOtherParameterTypesIsRefused() throws {
         var h = Harness()
-        h.opened(.writeable)
-        h.client(Wire.parse("S_1", "SELECT count(*) FROM t WHERE k = $1") + Wire.sync)
-        h.backend(.main, Wire.parseComplete + Wire.ready())
-        h.session.readsToWriteable = true
-        h.reset()
-        h.client(Wire.bind("S_1") + Wire.execute() + Wire.sync)
-        h.backend(.main, Self.parameters([701]) + Self.int8Column + Wire.ready())
+        prepareUntypedOnMainThenBindOnWriteable(&h)
         h.backend(.writeable, Wire.closeComplete + Wire.parseComplete + Self.parameters([20]) + Self.int8Column + Wire.ready())
         XCTAssertEqual(h.out.types(to: .writeable), "CPDSCBES", "the differing copy is closed; the Bind gets 26000 there")
     }
