@@ -120,7 +120,7 @@ public struct Session {
     var retryMainError: [UInt8] = []
     /// Main refused that read: it runs again on writeable as soon as writeable can take it.
     public internal(set) var retryPending = false
-    /// Set while the kept query is sent again: it goes to writeable whatever its class.
+    /// Set by `retryOnWriteable` around sending the kept query again: it goes to writeable whatever its class.
     var retryingOnWriteable = false
     public private(set) var closed = false
     /// The catalog was refreshed for the unit now waiting; if it still calls unknown functions, they
@@ -248,7 +248,6 @@ public struct Session {
         if statements.contains(where: \.callsUnknownFunction) { (role, why) = routeUnknown(role, why) }
         if retryingOnWriteable { (role, why) = (.writeable, .mainRefused) }
         if let failure = takeOpenFailure(for: role) ?? refusedRead(role, why) {
-            retryingOnWriteable = false
             answerFailedUnit(failure, &out)
             return frame.end
         }
@@ -262,7 +261,6 @@ public struct Session {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         }
-        retryingOnWriteable = false
         predictTransaction(statements, on: role)
         units.append(unit)
         out.sendToBackend(role, UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
@@ -397,7 +395,6 @@ public struct Session {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))
         }
-        retryingOnWriteable = false
         unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
         unit.startedInTransaction = transaction != nil

@@ -263,7 +263,7 @@ final class ClientHandler: @unchecked Sendable {
             // A login like one seen before is answered from what main reported then: the backend
             // connection is opened (or taken from the pool) only when the client sends a statement,
             // so idle clients hold no backend connection.
-            if let main = loginAndKey(for: .main), let known = server.knownLogin(main.key) {
+            if let main = loginPlan(for: .main), let known = server.knownLogin(main.key) {
                 finishLogin(greeting: known.greeting(hasWriteable: database?.writeable != nil), mainIsOpen: false)
                 pumpClient()
                 return
@@ -330,7 +330,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     /// `login(for:)` and its pool key, remembered until the database or the client's credentials change.
-    func loginAndKey(for role: BackendRole) -> LoginPlan? {
+    func loginPlan(for role: BackendRole) -> LoginPlan? {
         if let known = logins[role.rawValue] { return known }
         guard let login = login(for: role) else { return nil }
         let made = LoginPlan(login: login, key: BackendPool.Key(login))
@@ -339,7 +339,7 @@ final class ClientHandler: @unchecked Sendable {
     }
 
     func openBackend(_ role: BackendRole) {
-        guard let plan = loginAndKey(for: role) else {
+        guard let plan = loginPlan(for: role) else {
             backendOpenFailed(role, reason: "no \(role) backend is configured")
             return
         }
