@@ -34,8 +34,16 @@ final class EpollPoller {
     /// How many events the batch being handed to the queue holds (set by the waiter thread just
     /// before `dispatch_sync_f`, read inside it: the same thread, in order).
     private var pendingCount: Int32 = 0
-    /// Indexed by fd: the current registration on that fd, if any. Touched only on `queue`.
-    private var registrations: [EpollWatcher?] = []
+    /// Indexed by fd: the current registration on that fd, if any, held by one retain taken at
+    /// registration and given back at removal. Kept unmanaged so that handing an event to its watcher
+    /// costs no reference counting (a retain and a release per event otherwise, two events per query).
+    /// Touched only on `queue`.
+    private var registrations: [Unmanaged<EpollWatcher>?] = []
+    /// True while `deliver` hands out events: watchers removed meanwhile, and the handlers of sockets
+    /// closed meanwhile, are kept in `retired` until it ends, so that none is freed while one of its
+    /// methods (or its handler's) still runs.
+    private var delivering = false
+    private var retired: [AnyObject] = []
     private var generation: UInt32 = 0
     private static let batchSize = 256
     private let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: EpollPoller.batchSize)
@@ -221,10 +229,11 @@ final class EpollPoller {
             if index >= registrations.count {
                 registrations.append(contentsOf: repeatElement(nil, count: index + 1 - registrations.count))
             }
-            registrations[index] = watcher
+            unregister(index)
+            registrations[index] = .passRetained(watcher)
         } else if previous != 0 && interest == 0 {
             op = 2
-            registrations[Int(fd)] = nil
+            unregister(Int(fd))
         } else if previous != interest {
             op = 1
         } else {
@@ -232,14 +241,31 @@ final class EpollPoller {
         }
         if pgsplit_epoll_update(epollFD, op, fd, interest, watcher.token) != 0, op != 2 {
             let error = TransportError.lastError("epoll_ctl")
-            if op == 0 { registrations[Int(fd)] = nil }
+            if op == 0 { unregister(Int(fd)) }
             throw error
         }
+    }
+
+    /// Drops the registration on `index`, if any (see `retired`).
+    private func unregister(_ index: Int) {
+        guard index < registrations.count, let registered = registrations[index] else { return }
+        registrations[index] = nil
+        if delivering {
+            retired.append(registered.takeRetainedValue())
+        } else {
+            registered.release()
+        }
+    }
+
+    /// Keeps `object` alive until the events being delivered are all handed out (see `retired`).
+    func retireAfterDelivery(_ object: AnyObject) {
+        if delivering { retired.append(object) }
     }
 
     /// Hands the first `count` gathered events to their watchers. Runs on the loop's queue.
     private func deliver(_ count: Int32) {
         guard count > 0 else { return }
+        delivering = true
         for i in 0..<Int(count) {
             let token = tokens[i]
             if token == EpollPoller.wakeToken {
@@ -247,11 +273,19 @@ final class EpollPoller {
                 continue
             }
             let fd = Int(UInt32(truncatingIfNeeded: token))
-            guard fd < registrations.count, let watcher = registrations[fd], watcher.token == token else {
-                continue
+            guard fd < registrations.count, let registered = registrations[fd] else { continue }
+            // Safe without a retain: `registrations` holds the watcher, and should the handler remove
+            // it, `retired` holds it until this loop ends.
+            registered._withUnsafeGuaranteedRef { watcher in
+                if watcher.token == token { watcher.deliver(readiness[i]) }
             }
-            watcher.deliver(readiness[i])
         }
+        delivering = false
+        if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+    }
+
+    deinit {
+        for registered in registrations { registered?.release() }
     }
 }
 
@@ -260,7 +294,15 @@ final class EpollWatcher: SocketWatcher {
     let fd: Int32
     let token: UInt64
     private let poller: EpollPoller
+    /// Holds the handler until the socket closes (the handler's reference cycle with its watcher is
+    /// broken there).
     private var handler: SocketReadinessHandler?
+    /// The same handler when it is a Connection (every socket but a listener's), called without
+    /// reference counting — a call through the protocol retains and releases it around each event.
+    /// Safe: `handler` holds it while the socket is open, and a handler let go during a delivery is
+    /// kept by the poller until the delivery ends (`closeSocket`). Nothing calls it after the socket
+    /// closes: `interest` is zero by then.
+    private let connection: Unmanaged<Connection>?
     private var interest: UInt32 = 0
     private var closed = false
 
@@ -268,6 +310,7 @@ final class EpollWatcher: SocketWatcher {
         self.fd = fd
         self.poller = poller
         self.handler = handler
+        connection = (handler as? Connection).map { Unmanaged.passUnretained($0) }
         token = poller.nextToken(fd: fd)
     }
 
@@ -291,6 +334,7 @@ final class EpollWatcher: SocketWatcher {
         try? poller.update(self, from: interest, to: 0)
         interest = 0
         closed = true
+        if let handler { poller.retireAfterDelivery(handler) }
         handler = nil
         Glibc.close(fd)
     }
@@ -298,11 +342,11 @@ final class EpollWatcher: SocketWatcher {
     func deliver(_ bits: UInt32) {
         let failed = bits & UInt32(PGSPLIT_EPOLL_ERR | PGSPLIT_EPOLL_HUP) != 0
         if interest & UInt32(PGSPLIT_EPOLL_IN) != 0, failed || bits & UInt32(PGSPLIT_EPOLL_IN) != 0 {
-            handler?.socketReadable()
+            if let connection { connection._withUnsafeGuaranteedRef { $0.socketReadable() } } else { handler?.socketReadable() }
         }
         // The read handler may have closed the socket or dropped write interest meanwhile.
         if interest & UInt32(PGSPLIT_EPOLL_OUT) != 0, failed || bits & UInt32(PGSPLIT_EPOLL_OUT) != 0 {
-            handler?.socketWritable()
+            if let connection { connection._withUnsafeGuaranteedRef { $0.socketWritable() } } else { handler?.socketWritable() }
         }
     }
 }

@@ -77,6 +77,19 @@ public struct Session {
     var classified: [StatementInfo] = []
     /// Recent statement texts' classifications, reused when only their literals change.
     var templates = StatementTemplates()
+
+    /// The templates this session learnt with its current classifier, for the next session of the
+    /// same database and classifier (nil when it learnt none, or they were made with an older one).
+    public var templatesToPassOn: StatementTemplates? {
+        templates.isCurrent(version: classifierVersion) ? templates : nil
+    }
+
+    /// Starts with the templates a finished session of the same database passed on — which must have
+    /// been made with the classifier this session has. A client that connects for each statement
+    /// otherwise lexes and reads its statement afresh every time.
+    public mutating func adoptTemplates(_ passedOn: StatementTemplates) {
+        templates = passedOn.restamped(version: classifierVersion)
+    }
     /// The statement names an extended batch uses without parsing them, kept between batches.
     var neededNames: [StatementName] = []
     /// The Parses an extended batch holds, kept between batches.

@@ -69,6 +69,18 @@ public struct StatementTemplates: Sendable {
 
     /// The number of remembered templates (for tests).
     public var count: Int { entries.count }
+
+    /// Whether the templates were made with classifier `version` (any others are dropped at the next
+    /// `classify`).
+    public func isCurrent(version: Int) -> Bool { self.version == version && !entries.isEmpty }
+
+    /// The same templates, taken as made with `version`: for a session that starts with what another
+    /// session of the same database learnt with the same classifier (its own versions count apart).
+    public func restamped(version: Int) -> StatementTemplates {
+        var copy = self
+        copy.version = version
+        return copy
+    }
 }
 
 /// One remembered statement: its bytes, where its literals are, and its classification.

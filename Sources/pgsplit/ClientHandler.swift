@@ -24,6 +24,9 @@ final class ClientHandler: @unchecked Sendable {
     let server: ProxyServer
     let client: Connection
     let loop: EventLoop
+    /// This loop's idle backend connections, and its shelf of statement templates.
+    let pool: BackendPool
+    let templateShelf: TemplateShelf
     let id: Int
     var config: ProxyConfig
     var configGeneration: Int
@@ -77,6 +80,8 @@ final class ClientHandler: @unchecked Sendable {
         self.server = server
         self.client = client
         self.loop = client.loop
+        pool = server.pool(for: client.loop)
+        templateShelf = server.templateShelf(for: client.loop)
         self.id = id
         self.config = config
         self.configGeneration = server.configGeneration
@@ -343,7 +348,6 @@ final class ClientHandler: @unchecked Sendable {
             backendOpenFailed(role, reason: "no \(role) backend is configured")
             return
         }
-        let pool = server.pool(for: loop)
         if let pooled = pool.take(plan.key) {
             backendOpened(role, BackendConnector.Opened(connection: pooled.connection, info: pooled.info, leftover: []),
                           plan: plan, createdAt: pooled.createdAt)
@@ -365,7 +369,7 @@ final class ClientHandler: @unchecked Sendable {
     func backendOpened(_ role: BackendRole, _ opened: BackendConnector.Opened, plan: LoginPlan,
                        createdAt: ContinuousClock.Instant = .now) {
         if case .closed = phase {
-            server.pool(for: loop).release(opened.connection, key: plan.key, info: opened.info, createdAt: createdAt)
+            pool.release(opened.connection, key: plan.key, info: opened.info, createdAt: createdAt)
             return
         }
         let metrics = server.metrics.database(databaseName).target(role)
@@ -474,6 +478,9 @@ final class ClientHandler: @unchecked Sendable {
                                                     logRouting: config.logRouting),
                           classifier: server.classifier(for: databaseName), mainIsOpen: mainIsOpen,
                           defaults: defaults)
+        if let templates = templateShelf.templates(database: databaseName, generation: catalogGeneration) {
+            session!.adoptTemplates(templates)
+        }
         session!.clientProcessID = cancelKey.processID
         if let main = backends[BackendRole.main.rawValue] {
             session!.setBackendProcessID(main.keyData?.processID ?? 0, for: .main)
@@ -508,7 +515,6 @@ final class ClientHandler: @unchecked Sendable {
         if oldMain != newMain { forget.append(.main) }
         if oldDatabase.writeable != newDatabase.writeable { forget.append(.writeable) }
         guard !forget.isEmpty || (oldDatabase.writeable == nil) != (newDatabase.writeable == nil) else { return }
-        let pool = server.pool(for: loop)
         for role in forget {
             guard let backend = backends[role.rawValue] else { continue }
             backends[role.rawValue] = nil
@@ -580,7 +586,7 @@ final class ClientHandler: @unchecked Sendable {
 
     func backendRead(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
         guard isReady, let backend = backends[role.rawValue] else { return }
-        backend.metrics.bytesToClient(bytes.count)
+        backend.countBytesToClient(bytes.count)
         let now = MonotonicInstant.now
         var out = ShellOutput(handler: self, now: now)
         client.beginBatch()
@@ -653,7 +659,6 @@ final class ClientHandler: @unchecked Sendable {
         // A backend with nothing in flight and no transaction open goes back to the pool (reset
         // there); any other is closed, so the server rolls back whatever the client left.
         let reusable = session.map { !$0.hasUnitsInFlight && $0.transaction == nil } ?? false
-        let pool = server.pool(for: loop)
         for backend in backends {
             guard let backend else { continue }
             backend.metrics.backendConnectionClosed()
@@ -668,6 +673,9 @@ final class ClientHandler: @unchecked Sendable {
             }
         }
         backends = [nil, nil]
+        if let templates = session?.templatesToPassOn {
+            templateShelf.keep(templates, database: databaseName, generation: catalogGeneration)
+        }
         session = nil
     }
 
@@ -736,6 +744,10 @@ final class BackendConnection {
 
     /// Client bytes to this backend. A method: inside it the `let` references need no retain of
     /// their own (the caller's holds `self`); read from outside, each one cost one.
+    func countBytesToClient(_ count: Int) {
+        metrics.bytesToClient(count)
+    }
+
     func forward(_ bytes: UnsafeRawBufferPointer) {
         metrics.bytesFromClient(bytes.count)
         connection.write(bytes)
@@ -745,32 +757,39 @@ final class BackendConnection {
 /// The session's requests, carried out on the handler's connections. Sends are gathered into one
 /// write per connection per event where the transport allows.
 struct ShellOutput: SessionOutput {
-    // unowned(unsafe): a ShellOutput lives only inside a call on its handler (which holds the handler
-    // alive) and is never stored, so the reference cannot dangle; plain unowned paid a reference-count
-    // check on every access of the per-message path. `flush` takes a strong copy before escaping it.
-    unowned(unsafe) let handler: ClientHandler
-    var pendingOpens: [BackendRole] = []
+    /// The handler, without reference counting: a ShellOutput lives only inside a call on its handler
+    /// (which holds the handler alive) and is never stored, so the reference cannot dangle. Calls go
+    /// through `_withUnsafeGuaranteedRef`: through a plain or `unowned(unsafe)` reference, each call
+    /// into the handler retained and released it (four times per query). `flush` takes a strong copy
+    /// before escaping it.
+    let handlerRef: Unmanaged<ClientHandler>
+    /// Backends to open once the session's method returns, in the order asked (no array: a
+    /// ShellOutput is made for every event, and destroying an array costs a call each time).
+    var firstOpen: BackendRole?
+    var secondOpen: BackendRole?
     var closeReason: String?
     var refreshFunctions = false
-    var learnNames: [String] = []
+    var learnNames: [String]?
     /// When the event being handled happened: the metrics' clock for the units it starts and ends.
     let now: MonotonicInstant
 
     init(handler: ClientHandler, now: MonotonicInstant) {
-        self.handler = handler
+        handlerRef = .passUnretained(handler)
         self.now = now
     }
 
+    var handler: ClientHandler { handlerRef.takeUnretainedValue() }
+
     mutating func sendToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
-        handler.backends[role.rawValue]?.forward(bytes)
+        handlerRef._withUnsafeGuaranteedRef { $0.forwardToBackend(role, bytes) }
     }
 
     mutating func sendToClient(_ bytes: UnsafeRawBufferPointer) {
-        handler.client.write(bytes)
+        handlerRef._withUnsafeGuaranteedRef { $0.client.write(bytes) }
     }
 
     mutating func openBackend(_ role: BackendRole) {
-        pendingOpens.append(role)
+        if firstOpen == nil { firstOpen = role } else if firstOpen != role && secondOpen == nil { secondOpen = role }
     }
 
     mutating func closeSession(reason: String) {
@@ -778,19 +797,13 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
-        handler.recorder?.unitStarted(role, why: why, at: now)
-        guard handler.config.logRouting else { return }
-        let text = sql.isEmpty ? "(a statement prepared earlier)" : String(decoding: sql.prefix(200), as: UTF8.self)
-        Log.info("session \(handler.id): \(role) (\(why.rawValue)): \(text)")
+        let now = self.now
+        handlerRef._withUnsafeGuaranteedRef { $0.unitStarted(role, why: why, sql: sql, at: now) }
     }
 
     mutating func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool) {
-        handler.recorder?.unitFinished(role, failed: failed, at: now)
-        handler.lastActivity = now
-        if wroteOnWriteable, handler.config.readYourWrites == .lsn, let board = handler.health {
-            handler.replayGate.wrote(board)
-            handler.placementVersion = nil
-        }
+        let now = self.now
+        handlerRef._withUnsafeGuaranteedRef { $0.unitFinished(role, failed: failed, wroteOnWriteable: wroteOnWriteable, at: now) }
     }
 
     mutating func functionsMayHaveChanged() {
@@ -799,7 +812,7 @@ struct ShellOutput: SessionOutput {
 
     mutating func functionCatalogNeeded(names: [String]) {
         refreshFunctions = true
-        learnNames += names
+        learnNames = (learnNames ?? []) + names
     }
 
     /// Carries out what had to wait until the session's method returned.
@@ -807,7 +820,7 @@ struct ShellOutput: SessionOutput {
         if refreshFunctions {
             let handler = self.handler
             handler.waitingForCatalog = true
-            handler.server.refreshFunctions(database: handler.databaseName, learning: learnNames) {
+            handler.server.refreshFunctions(database: handler.databaseName, learning: learnNames ?? []) {
                 handler.loop.execute {
                     handler.waitingForCatalog = false
                     handler.pumpClient()
@@ -819,7 +832,33 @@ struct ShellOutput: SessionOutput {
             handler.close()
             return
         }
-        for role in pendingOpens { handler.openBackend(role) }
+        if let firstOpen { handler.openBackend(firstOpen) }
+        if let secondOpen { handler.openBackend(secondOpen) }
+    }
+}
+
+extension ClientHandler {
+    // What the session asks of its shell for every unit, as methods: inside them `self` needs no
+    // reference counting, and neither do its `let` references.
+
+    func forwardToBackend(_ role: BackendRole, _ bytes: UnsafeRawBufferPointer) {
+        backends[role.rawValue]?.forward(bytes)
+    }
+
+    func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer, at now: MonotonicInstant) {
+        recorder?.unitStarted(role, why: why, at: now)
+        guard config.logRouting else { return }
+        let text = sql.isEmpty ? "(a statement prepared earlier)" : String(decoding: sql.prefix(200), as: UTF8.self)
+        Log.info("session \(id): \(role) (\(why.rawValue)): \(text)")
+    }
+
+    func unitFinished(_ role: BackendRole, failed: Bool, wroteOnWriteable: Bool, at now: MonotonicInstant) {
+        recorder?.unitFinished(role, failed: failed, at: now)
+        lastActivity = now
+        if wroteOnWriteable, config.readYourWrites == .lsn, let health {
+            replayGate.wrote(health)
+            placementVersion = nil
+        }
     }
 }
 

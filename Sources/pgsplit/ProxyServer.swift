@@ -58,6 +58,8 @@ final class ProxyServer: Sendable {
 
     /// Idle backend connections, one pool per loop.
     private let pools: [ObjectIdentifier: BackendPool]
+    /// Statement templates passed from session to session, one shelf per loop.
+    private let shelves: [ObjectIdentifier: TemplateShelf]
 
     /// Bumped whenever a database's function catalog changes; sessions compare it before each batch.
     var catalogGeneration: Int { catalogGenerationCounter.load(ordering: .acquiring) }
@@ -75,10 +77,16 @@ final class ProxyServer: Sendable {
         var pools: [ObjectIdentifier: BackendPool] = [:]
         for loop in group.loops { pools[ObjectIdentifier(loop)] = BackendPool(loop: loop, settings: config.pool) }
         self.pools = pools
+        var shelves: [ObjectIdentifier: TemplateShelf] = [:]
+        for loop in group.loops { shelves[ObjectIdentifier(loop)] = TemplateShelf() }
+        self.shelves = shelves
     }
 
     /// The pool of idle backend connections for `loop` (use it only on that loop).
     func pool(for loop: EventLoop) -> BackendPool { pools[ObjectIdentifier(loop)]! }
+
+    /// The statement templates shelf for `loop` (use it only on that loop).
+    func templateShelf(for loop: EventLoop) -> TemplateShelf { shelves[ObjectIdentifier(loop)]! }
 
     func start() throws {
         let config = self.config

@@ -119,6 +119,30 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try fresh.query("SELECT rt_volatile(), pg_is_in_recovery()"), [[primary, "f"]])
     }
 
+    func testANewSessionDoesNotReuseTemplatesFromBeforeAFunctionChanged() throws {
+        // A session passes its statement templates to the next session of its database on its loop
+        // (one loop here), unless the function catalog changed in between: then `SELECT f(2)` must
+        // not take the class `SELECT f(1)` had while f was stable.
+        let rw = try cluster.appRW()
+        try rw.exec("CREATE OR REPLACE FUNCTION rt_shelved(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT inet_server_port() + $1 - $1'")
+        rw.finish()
+        try cluster.waitForReplica()
+        let proxy = try startProxy(settings: ["workers = 1"])
+        let first = try proxy.connect()
+        XCTAssertEqual(try first.query("SELECT rt_shelved(1)"), [[replica]])
+        XCTAssertEqual(try first.query("SELECT rt_shelved(2)"), [[replica]], "a stable function reads on the replica")
+        first.finish()
+        let second = try proxy.connect()
+        XCTAssertEqual(try second.query("SELECT rt_shelved(3)"), [[replica]])
+        // Through the proxy, so that it refreshes its catalog.
+        try second.exec("CREATE OR REPLACE FUNCTION rt_shelved(int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT inet_server_port() + $1 - $1'")
+        second.finish()
+        try cluster.waitForReplica()
+        let third = try proxy.connect()
+        XCTAssertEqual(try third.query("SELECT rt_shelved(4)"), [[primary]], "a volatile function runs on the primary")
+        third.finish()
+    }
+
     func testReadWriteTransactionRunsEntirelyOnPrimary() throws {
         let m = marker("tx")
         try conn.exec("BEGIN")

@@ -80,6 +80,23 @@ final class StatementTemplateTests: XCTestCase {
         XCTAssertEqual(throughTemplates(&templates, "SELECT f(2) FROM t", writing, version: 2)[0].target, .writeable)
     }
 
+    func testTemplatesPassedOnAreTakenAsMadeWithTheReceiversVersion() {
+        var learnt = StatementTemplates()
+        XCTAssertFalse(learnt.isCurrent(version: 3), "nothing learnt: nothing to pass on")
+        _ = throughTemplates(&learnt, "SELECT abalance FROM pgbench_accounts WHERE aid = 1", version: 3)
+        XCTAssertTrue(learnt.isCurrent(version: 3))
+        XCTAssertFalse(learnt.isCurrent(version: 4), "made with another classifier: not passed on")
+        var received = learnt.restamped(version: 9)
+        XCTAssertEqual(received.count, 1)
+        XCTAssertEqual(throughTemplates(&received, "SELECT abalance FROM pgbench_accounts WHERE aid = 2", version: 9),
+                       direct("SELECT abalance FROM pgbench_accounts WHERE aid = 2"))
+        XCTAssertEqual(received.count, 1, "the passed-on template matched")
+        // Passing on copies: what the receiver learns stays its own.
+        _ = throughTemplates(&received, "DELETE FROM t WHERE id = 1", version: 9)
+        XCTAssertEqual(received.count, 2)
+        XCTAssertEqual(learnt.count, 1)
+    }
+
     func testTheListKeepsItsCapacity() {
         var templates = StatementTemplates()
         for n in 0..<(StatementTemplates.capacity * 3) {
