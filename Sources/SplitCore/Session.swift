@@ -956,13 +956,13 @@ public struct Session {
         var effects = UnitEffects()
         var changes: [(SessionEffect, String?)] = []
         var holdCursor: String?
-        effects.onlyAsks = !infos.isEmpty
+        effects.writesNothing = !infos.isEmpty
         // By index, reading fields in place: `for info in infos` copied (retained) every statement.
         for i in infos.indices {
             if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
             if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { holdCursor = cursor }
             if infos[i].changesFunctions { effects.changesFunctions = true }
-            if !infos[i].asksWriteable { effects.onlyAsks = false }
+            if !infos[i].asksWriteable && !infos[i].isPlainRead { effects.writesNothing = false }
             switch infos[i].transaction {
             case .commit?, .prepareTransaction?: effects.commits = true
             default: break
@@ -1147,7 +1147,7 @@ public struct Session {
         }
         let effects = unit.effects
         out.unitFinished(role, failed: unit.sawError,
-                         wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError && !effects.onlyAsks)
+                         wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError && !effects.writesNothing)
         guard !unit.sawError else {
             if !inTransactionAfter { uncommittedHistory.removeAll() }
             if catalogMissesUnlogged {
@@ -1399,8 +1399,11 @@ struct UnitEffects {
     var pin: PinReason?
     var changesFunctions = false
     var commits = false
-    /// Every statement only asks writeable something (`SHOW transaction_read_only`): nothing written.
-    var onlyAsks = false
+    /// Every statement only reads: a plain read (sent to writeable while main is behind this session's
+    /// writes, down, or refused it), or one only writeable can answer (`SHOW transaction_read_only`).
+    /// Such a unit on writeable leaves nothing for main to replay: had it counted as a write, a session
+    /// reading without pause would wait for main again after each read, and never read there again.
+    var writesNothing = false
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
 }

@@ -10,7 +10,9 @@
 /// the identical state; a literal of the same kind lexed by the same rules leaves it there again (a
 /// literal changes neither the parenthesis depth nor a hint); identical bytes after it then give the
 /// identical tokens. Only statements whose classification carries no text of their own (no setting,
-/// name or value, no pin, hint, transaction control or unknown function) are kept.
+/// name or value, no pin, hint, transaction control or unknown function) are kept that way; others up
+/// to 128 bytes are kept for their exact text, which the classifier, a pure function of the text,
+/// answers the same way every time.
 public struct StatementTemplates: Sendable {
     /// Enough for a session cycling through a handful of statements (pgbench's tpcb-like script needs
     /// nine: five statements, three of them in two forms as a value is negative or not).
@@ -18,9 +20,13 @@ public struct StatementTemplates: Sendable {
     /// Longer texts are rarely repeated and would cost memory per session.
     public static let maximumLength = 512
     static let maximumHoles = 16
+    /// Statements whose classification carries text of their own are kept only this short.
+    static let maximumExactLength = 128
 
     private var entries: [Template] = []
     private var nextVictim = 0
+    /// Where the next search starts: after the last template matched.
+    private var nextGuess = 0
     /// The classifier version the entries were made with: a new catalog empties the list.
     private var version = 0
 
@@ -36,19 +42,37 @@ public struct StatementTemplates: Sendable {
             self.version = version
         }
         if utf8.count <= Self.maximumLength, !entries.isEmpty {
+            // From the one after the last match, round: a client cycling through its statements (a
+            // pgbench script, an application's request) then matches at the first try.
+            let start = nextGuess < entries.count ? nextGuess : 0
             let hit = entries.withUnsafeBufferPointer { templates -> Int? in
-                for index in templates.indices where templates[index].matches(utf8) { return index }
+                var index = start
+                repeat {
+                    if templates[index].matches(utf8) { return index }
+                    index = index + 1 == templates.count ? 0 : index + 1
+                } while index != start
                 return nil
             }
             if let hit {
+                nextGuess = hit + 1
                 while !statements.isEmpty { statements.removeLast() }
                 statements.append(entries[hit].info)
                 return
             }
         }
         classifier.classify(utf8: utf8, into: &statements)
-        guard statements.count == 1, utf8.count <= Self.maximumLength, Self.isPlain(statements[0]),
-              let template = Template(utf8, info: statements[0]) else { return }
+        guard statements.count == 1, utf8.count <= Self.maximumLength else { return }
+        let template: Template
+        if Self.isPlain(statements[0]) {
+            guard let withHoles = Template(utf8, info: statements[0]) else { return }
+            template = withHoles
+        } else {
+            // Kept for its exact text only: a classification is the classifier's answer for a text, so
+            // the same bytes get the same answer (BEGIN and COMMIT around every transaction, the same
+            // SET at every checkout from an application's pool).
+            guard utf8.count <= Self.maximumExactLength, !statements[0].callsUnknownFunction else { return }
+            template = Template(exactly: utf8, info: statements[0])
+        }
         if entries.count < Self.capacity {
             entries.append(template)
         } else {
@@ -103,6 +127,13 @@ struct Template: Sendable {
     let text: [UInt8]
     let holes: [Hole]
     let info: StatementInfo
+
+    /// A text matched only by itself.
+    init(exactly utf8: UnsafeRawBufferPointer, info: StatementInfo) {
+        text = Array(utf8.bindMemory(to: UInt8.self))
+        holes = []
+        self.info = info
+    }
 
     /// Nil when the text's literals cannot all be found (more than `maximumHoles`, or the lexer found it
     /// malformed or hinted).

@@ -143,6 +143,32 @@ final class RoutingTests: ProxyTestCase {
         third.finish()
     }
 
+    func testAReadWhileWaitingForReplayDoesNotMakeTheSessionWaitAgain() throws {
+        // The reads that wait for main to replay the session's write run on the primary. They write
+        // nothing: had each counted as a write, a session that reads without a pause as long as a
+        // health check period would never read from main again.
+        let proxy = try startProxy(settings: ["health_check_period = 100ms", "read_your_writes = lsn"])
+        let conn = try proxy.connect()
+        let m = marker("b2b")
+        XCTAssertEqual(try conn.query("INSERT INTO rt_items(v) VALUES ('\(m)') RETURNING inet_server_port()"), [[primary]])
+        // Long enough for main to replay the insert and for the monitor to see it, several times over.
+        _ = try conn.query("SELECT pg_sleep(2)")
+        XCTAssertEqual(try conn.query("SELECT inet_server_port(), count(*) FROM rt_items WHERE v = '\(m)'"), [[replica, "1"]])
+    }
+
+    func testAReadAnsweredByThePrimaryLeavesNothingToWaitFor() throws {
+        // Main's read-only user may not read this table: main refuses, the read is asked again on the
+        // primary, and it wrote nothing there — the next read goes to the replica at once.
+        let rw = try cluster.appRW()
+        try rw.exec("DROP TABLE IF EXISTS rt_unreadable; CREATE TABLE rt_unreadable(v int); REVOKE ALL ON rt_unreadable FROM app_ro")
+        rw.finish()
+        try cluster.waitForReplica()
+        let proxy = try startProxy(settings: ["read_your_writes = lsn"])
+        let conn = try proxy.connect()
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unreadable"), [["0", primary]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]], "the next read goes to the replica at once")
+    }
+
     func testReadWriteTransactionRunsEntirelyOnPrimary() throws {
         let m = marker("tx")
         try conn.exec("BEGIN")

@@ -40,8 +40,26 @@ final class SessionRoutingTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SHOW transaction_read_only", "show IN_HOT_STANDBY",
                                                            "SHOW transaction_read_only; SELECT 1", "INSERT INTO t VALUES (1)"])
         XCTAssertEqual(h.out.sentQueries(to: .main), ["SHOW search_path"])
-        XCTAssertEqual(h.out.finished.map(\.2), [false, false, false, true, true],
-                       "only units with more than a SHOW of writeable count as writes")
+        XCTAssertEqual(h.out.finished.map(\.2), [false, false, false, false, true],
+                       "only the INSERT counts as a write: a SHOW of writeable and a plain read write nothing")
+    }
+
+    /// Reads sent to writeable while main has not replayed the session's write (or is down) write
+    /// nothing: were they counted as writes, a session reading without a pause would wait for main
+    /// again after every read, and never read there again.
+    func testPlainReadsOnWriteableWriteNothing() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.session.readsToWriteable = true
+        h.client(Wire.query("SELECT abalance FROM pgbench_accounts WHERE aid = 1"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT nextval('s')"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("/* pgsplit: writeable */ SELECT f()"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.sentQueries(to: .main), [])
+        XCTAssertEqual(h.out.finished.map(\.2), [false, true, true],
+                       "a plain read writes nothing; nextval and what the client sent to writeable itself may")
     }
 
     /// A notification sent by this session's own backend carries the process ID the client was given

@@ -60,13 +60,32 @@ final class StatementTemplateTests: XCTestCase {
         XCTAssertEqual(throughTemplates(&templates, open)[0].target, .writeable, "a malformed text goes to writeable")
     }
 
-    /// Statements whose answer carries text of their own, or that the session acts on, are not kept.
-    func testStatementsCarryingTheirOwnTextAreNotKept() {
-        var templates = StatementTemplates()
-        for sql in ["SET work_mem = 64", "SELECT set_config('a.b', '1', false)", "SELECT nextval('s')", "BEGIN",
-                    "SELECT 1 /* pgsplit: writeable */", "DECLARE c CURSOR FOR SELECT 1", "PREPARE p AS SELECT 1",
-                    "EXECUTE p(1)", "FETCH 5 FROM c", "COPY t FROM STDIN", "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
-                    "SELECT pg_advisory_lock(1)", "SHOW transaction_read_only", "SELECT 1; SELECT 2", "LOCK t"] {
+    /// Statements whose answer carries text of their own, or that the session acts on, are kept for
+    /// their exact text only: a text that differs in a literal is classified again.
+    func testStatementsCarryingTheirOwnTextAreKeptOnlyForTheirExactText() {
+        let pairs = [("SET work_mem = 64", "SET work_mem = 65"),
+                     ("SELECT set_config('a.b', '1', false)", "SELECT set_config('a.c', '1', false)"),
+                     ("SELECT nextval('s')", "SELECT nextval('t')"), ("BEGIN", "BEGIN READ ONLY"),
+                     ("SELECT 1 /* pgsplit: writeable */", "SELECT 2 /* pgsplit: writeable */"),
+                     ("DECLARE c CURSOR FOR SELECT 1", "DECLARE d CURSOR FOR SELECT 1"),
+                     ("PREPARE p AS SELECT 1", "PREPARE p AS SELECT 2"), ("EXECUTE p(1)", "EXECUTE p(2)"),
+                     ("FETCH 5 FROM c", "FETCH 6 FROM c"), ("COPY t FROM STDIN", "COPY u FROM STDIN"),
+                     ("SELECT pg_advisory_lock(1)", "SELECT pg_advisory_lock(2)"),
+                     ("SHOW transaction_read_only", "SHOW work_mem"), ("LOCK t", "LOCK u"),
+                     ("SAVEPOINT a", "SAVEPOINT b"), ("SET TRANSACTION READ ONLY", "SET TRANSACTION READ WRITE")]
+        for (sql, other) in pairs {
+            var templates = StatementTemplates()
+            XCTAssertEqual(throughTemplates(&templates, sql), direct(sql), sql)
+            XCTAssertEqual(templates.count, 1, "\(sql) is kept for its exact text")
+            XCTAssertEqual(throughTemplates(&templates, sql), direct(sql), sql)
+            XCTAssertEqual(templates.count, 1, "\(sql) matched itself")
+            XCTAssertEqual(throughTemplates(&templates, other), direct(other), other)
+            XCTAssertEqual(templates.count, 2, "\(other) did not match \(sql)")
+        }
+        // Neither several statements in one text nor a long text.
+        for sql in ["SELECT 1; SELECT 2",
+                    "SET application_name = '" + String(repeating: "x", count: 200) + "'"] {
+            var templates = StatementTemplates()
             XCTAssertEqual(throughTemplates(&templates, sql), direct(sql), sql)
             XCTAssertEqual(templates.count, 0, "\(sql) should not be kept")
         }
