@@ -758,9 +758,12 @@ public struct Session {
                 serializable = setSerializable
             }
             // A first statement a standby refuses even in a read-only transaction (NOTIFY, LOCK,
-            // ANALYZE, pg_current_xact_id(), ...) needs the primary, which runs it read-only too.
+            // ANALYZE, pg_current_xact_id(), a read of an unlogged table, ...) needs the primary, which
+            // runs it read-only too. Not a SHOW of the read-only settings: in a read-only transaction
+            // main's answer is the right one.
             let needsPrimary = infos.contains {
-                $0.target == .writeable && $0.transaction == nil && !$0.asksWriteable && $0.pin != .holdCursor
+                $0.target == .writeable && $0.transaction == nil && !($0.asksWriteable && $0.command == "show")
+                    && $0.pin != .holdCursor
             }
             // A transaction that starts by using a WITH HOLD cursor living on main can only run there.
             if usesMainHoldCursor(infos) { return (.main, .holdCursorOnMain) }

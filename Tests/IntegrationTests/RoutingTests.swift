@@ -275,6 +275,15 @@ final class RoutingTests: ProxyTestCase {
         XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unlogged"), [["2", primary]])
         XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unlogged WHERE id > 1"), [["1", primary]])
         XCTAssertEqual(try conn.query("SELECT inet_server_port() FROM rt_items LIMIT 1"), [[replica]], "other reads stay on the replica")
+        // A read-only transaction that starts with one runs on the primary, read-only.
+        try conn.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port(), current_setting('transaction_read_only') FROM rt_unlogged"),
+                       [["2", primary, "on"]])
+        try conn.exec("COMMIT")
+        try conn.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try conn.query("SHOW transaction_read_only"), [["on"]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]], "a SHOW first keeps the transaction on the replica")
+        try conn.exec("COMMIT")
 
         // A name no earlier run used: the proxy's catalog, read at its start, must not know it yet.
         let direct = "rt_unlogged_\(UInt32.random(in: 1...UInt32.max))"
