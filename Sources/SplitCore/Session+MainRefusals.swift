@@ -13,7 +13,9 @@ import StatementClassifier
 //
 // Kept for this: a simple Query, an extended-protocol batch ending with Sync, either part of a batch
 // left open at a Flush (asyncpg's prepare, then its execute) — with one plain read
-// (`StatementInfo.isPlainRead`), nothing else in flight and no transaction open. The bytes are
+// (`StatementInfo.isPlainRead`), nothing else in flight and no transaction open; or a simple Query
+// that is the first statement of a held BEGIN READ ONLY (psycopg's `read_only`, asyncpg's
+// `readonly=True`): main's transaction is then rolled back and the BEGIN held again, for writeable. The bytes are
 // copied into storage reused from query to query (a few dozen instructions). A batch runs again as it
 // came: its statements are prepared on writeable as any batch's are.
 
@@ -31,8 +33,9 @@ extension Session {
     /// What the statements are (`StatementInfo.isPlainRead`) is looked at only if main refuses them.
     @inline(__always)
     func mayRetryOnWriteable(count: Int, bytes: Int) -> Bool {
-        units.isEmpty && transaction == nil && count == 1 && bytes <= Self.retryKeepLimit && settings.hasWriteable
-            && deferredBegin == nil && pinned == nil && openBatch == nil
+        count == 1 && bytes <= Self.retryKeepLimit && settings.hasWriteable && pinned == nil && openBatch == nil
+            && (retryBegin == nil ? units.isEmpty && transaction == nil && deferredBegin == nil
+                                  : units.count == 1 && units.firstKind == .replay)
     }
 
     /// The largest query or batch kept (a read with a 100 MB parameter is not worth holding twice).
@@ -154,7 +157,11 @@ extension Session {
             retryPending = false
             retryMainError.withUnsafeBytes { out.sendToClient($0) }
             let endsWithSync = retryQueryLength >= 5 && retryQuery[retryQueryLength - 5] == UInt8(ascii: "S")
-            if !isBatch || endsWithSync {
+            if deferredBegin != nil {
+                // The first statement of a read-only transaction: the client's transaction has failed.
+                // It ends with the client's ROLLBACK, answered here (`finishDeferredBeginLocally`).
+                WireEncode.readyForQuery(UInt8(ascii: "E")).withUnsafeBytes { out.sendToClient($0) }
+            } else if !isBatch || endsWithSync {
                 WireEncode.readyForQuery(UInt8(ascii: "I")).withUnsafeBytes { out.sendToClient($0) }
             } else {
                 // The first part of a batch left open: PostgreSQL skips to the client's Sync.

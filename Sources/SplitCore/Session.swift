@@ -41,6 +41,9 @@ public struct Session {
     public private(set) var history = SessionHistory()
     /// Session statements run inside the open transaction: recorded only if it commits.
     var uncommittedHistory: [(key: String, sql: String)] = []
+    /// The transaction open on writeable has run something that may write (a read-only one, or one
+    /// of plain reads, leaves nothing for main to replay when it ends).
+    var transactionWrote = false
     /// Protocol-level prepared statements by name ("" is the unnamed one).
     var statements = StatementNames<PreparedStatement>()
     /// The bytes of the long names among them (and among those the backends hold).
@@ -131,6 +134,9 @@ public struct Session {
     var retryQueryLength = 0
     /// Main's refusal of it, the client's answer should writeable be down.
     var retryMainError: [UInt8] = []
+    /// The held BEGIN READ ONLY the kept read was the first statement of (nil for a read in autocommit):
+    /// main's transaction is rolled back, and the transaction starts again on writeable.
+    var retryBegin: [UInt8]?
     /// Main refused that read: it runs again on writeable as soon as writeable can take it.
     public internal(set) var retryPending = false
     /// Set by `retryOnWriteable` around sending the kept query again: it goes to writeable whatever its class.
@@ -265,12 +271,15 @@ public struct Session {
             return frame.end
         }
         guard ready(role, &out) else { return nil }
+        // The first statement of a held read-only transaction may be asked again too (with its BEGIN).
+        retryBegin = role == .main && why == .readOnlyTransaction && !retryingOnWriteable ? deferredBegin : nil
         sendDeferredBegin(to: role, &out)
         out.unitStarted(role, why: why, sql: sql)
         var unit = Unit(backend: role, kind: .client)
         unit.effects = effects(of: statements, sql: sql)
         unit.startedInTransaction = transaction != nil
-        if role == .main && why == .read && mayRetryOnWriteable(count: statements.count, bytes: frame.end - frame.start) {
+        if role == .main && (why == .read || why == .readOnlyTransaction && retryBegin != nil)
+            && mayRetryOnWriteable(count: statements.count, bytes: frame.end - frame.start) {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[frame.start..<frame.end]))
         }
@@ -965,7 +974,7 @@ public struct Session {
             if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
             if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { holdCursor = cursor }
             if infos[i].changesFunctions { effects.changesFunctions = true }
-            if !infos[i].asksWriteable && !infos[i].isPlainRead { effects.writesNothing = false }
+            if !infos[i].writesNothingItself { effects.writesNothing = false }
             switch infos[i].transaction {
             case .commit?, .prepareTransaction?: effects.commits = true
             default: break
@@ -1120,6 +1129,15 @@ public struct Session {
         guard let unit = units.popFirst() else { return }
         if unit.retrying {
             out.unitFinished(role, failed: true, wroteOnWriteable: false)
+            if let begin = retryBegin {
+                // Main's transaction failed at its first statement: rolled back there, and held again
+                // for writeable, as if the client had only just sent its BEGIN.
+                WireEncode.query("ROLLBACK").withUnsafeBytes { out.sendToBackend(role, $0) }
+                units.append(Unit(backend: role, kind: .replay))
+                transaction = nil
+                deferredBegin = begin
+                retryBegin = nil
+            }
             if catalogMissesUnlogged {
                 catalogMissesUnlogged = false
                 out.functionsMayHaveChanged()
@@ -1132,6 +1150,7 @@ public struct Session {
             if unit.kind == .shapeCheck { finishShapeCheckStep(&out) }
             return
         }
+        retryBegin = nil
         if copyInBackend == role { copyInBackend = nil }
         if copyOwesSync == role { copyOwesSync = nil }
         let status = f.end - f.payloadStart >= 1 ? buffer[f.payloadStart] : UInt8(ascii: "I")
@@ -1149,8 +1168,16 @@ public struct Session {
             if unit.sawError { skipUntilSync = true }
         }
         let effects = unit.effects
-        out.unitFinished(role, failed: unit.sawError,
-                         wroteOnWriteable: role == .writeable && !inTransactionAfter && !unit.sawError && !effects.writesNothing)
+        // A write counts once it is committed: at the end of its transaction, or at once in autocommit.
+        let wroteHere = role == .writeable && !unit.sawError && !effects.writesNothing
+        var committedWrite = false
+        if inTransactionAfter {
+            if wroteHere { transactionWrote = true }
+        } else {
+            committedWrite = role == .writeable && !unit.sawError && (wroteHere || transactionWrote)
+            transactionWrote = false
+        }
+        out.unitFinished(role, failed: unit.sawError, wroteOnWriteable: committedWrite)
         guard !unit.sawError else {
             if !inTransactionAfter { uncommittedHistory.removeAll() }
             if catalogMissesUnlogged {
@@ -1395,6 +1422,20 @@ struct PreparedStatement {
         guard version == classifierVersion, parse.count == parseMessage.count else { return false }
         guard parse.count > 0 else { return true }
         return parseMessage.withUnsafeBytes { memcmp($0.baseAddress!, parse.baseAddress!, parse.count) == 0 }
+    }
+}
+
+extension StatementInfo {
+    /// Runs nothing that writes: a plain read, a read only writeable can answer, or transaction control
+    /// that only opens, ends or marks a transaction (what the transaction wrote is counted apart).
+    var writesNothingItself: Bool {
+        if asksWriteable || isPlainRead { return true }
+        switch transaction {
+        case .begin?, .setTransaction?, .commit?, .rollback?, .savepoint?, .rollbackToSavepoint?, .releaseSavepoint?:
+            return session == nil && pin == nil
+        case .prepareTransaction?, .finishPrepared?, nil:
+            return false
+        }
     }
 }
 

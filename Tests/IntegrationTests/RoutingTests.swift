@@ -167,6 +167,20 @@ final class RoutingTests: ProxyTestCase {
         let conn = try proxy.connect()
         XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unreadable"), [["0", primary]])
         XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]], "the next read goes to the replica at once")
+
+        // The same read first in a read-only transaction (psycopg's read_only, asyncpg's readonly=True):
+        // main's transaction is rolled back, and the whole transaction runs on the primary, read-only.
+        try conn.exec("BEGIN READ ONLY")
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port(), current_setting('transaction_read_only') FROM rt_unreadable"),
+                       [["0", primary, "on"]])
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[primary]], "the transaction stays where it started")
+        XCTAssertThrowsError(try conn.exec("INSERT INTO rt_unreadable VALUES (1)"), "still read-only")
+        try conn.exec("ROLLBACK")
+        XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]])
+        let replicaSuperuser = try cluster.superuser(.replica)
+        defer { replicaSuperuser.finish() }
+        XCTAssertEqual(try replicaSuperuser.query("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_ro' AND state LIKE 'idle in transaction%'"),
+                       [["0"]], "main's transaction was rolled back")
     }
 
     func testReadWriteTransactionRunsEntirelyOnPrimary() throws {

@@ -60,13 +60,60 @@ final class MainRefusalTests: XCTestCase {
         XCTAssertEqual(h.out.clientTypes(), "TEZ")
     }
 
-    func testOnlyALoneAutocommitReadIsAskedAgain() {
-        // In a read-only transaction on main, the transaction is main's: its error stands.
+    /// psycopg's `read_only`, asyncpg's `readonly=True`: BEGIN READ ONLY, then a read main refuses.
+    /// The client has seen only the BEGIN, answered by the proxy: main's transaction is rolled back
+    /// and the transaction runs on writeable, read-only, from its BEGIN.
+    func testTheFirstReadOfAReadOnlyTransactionIsAskedAgainWithItsBegin() {
         var h = Harness()
         h.opened(.writeable)
         h.client(Wire.query("BEGIN READ ONLY"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ", "the BEGIN is answered here and held")
         h.client(Wire.query("SELECT * FROM v"))
-        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.error("25006") + Wire.ready("E"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT * FROM v"])
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.error("42501") + Wire.ready("E"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "SELECT * FROM v", "ROLLBACK"])
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), [], "main's transaction ends first")
+        h.backend(.main, Wire.commandComplete("ROLLBACK") + Wire.ready("I"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", "SELECT * FROM v"])
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T")
+                  + Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        XCTAssertEqual(h.out.clientTypes(), "CZTDCZ", "the client sees its BEGIN's answer, then writeable's")
+        h.client(Wire.query("SELECT 2"))
+        h.client(Wire.query("COMMIT"))
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY", "SELECT * FROM v", "SELECT 2", "COMMIT"],
+                       "the rest of the transaction follows it")
+    }
+
+    /// Writeable down: main's refusal stands, the client's transaction has failed, and its ROLLBACK
+    /// is answered here (main's was rolled back already).
+    func testTheFirstReadOfAReadOnlyTransactionWithWriteableDown() {
+        var h = Harness()
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT * FROM nosuch"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.error("42P01") + Wire.ready("E"))
+        h.backend(.main, Wire.commandComplete("ROLLBACK") + Wire.ready("I"))
+        h.session.backendOpenFailed(.writeable, error: Wire.error("08006"))
+        h.pump()
+        XCTAssertEqual(h.out.clientTypes(), "CZEZ")
+        guard case .toClient(let bytes)? = h.out.events.last else { return XCTFail("no answer") }
+        XCTAssertEqual(Array(bytes.suffix(6)), Wire.ready("E"), "the client's transaction has failed")
+        h.reset()
+        h.client(Wire.query("ROLLBACK"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ")
+        XCTAssertEqual(h.out.sentQueries(to: .main), [], "answered here")
+        h.client(Wire.query("SELECT 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 2"])
+    }
+
+    func testOnlyALoneAutocommitReadIsAskedAgain() {
+        // Past its first statement, a read-only transaction on main is main's: its error stands.
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("SELECT * FROM v"))
+        h.backend(.main, Wire.error("25006") + Wire.ready("E"))
         XCTAssertEqual(h.out.sentQueries(to: .writeable), [])
         // Two queries in flight: asking the first again would answer it after the second.
         h = Harness()

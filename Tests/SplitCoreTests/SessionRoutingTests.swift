@@ -62,6 +62,29 @@ final class SessionRoutingTests: XCTestCase {
                        "a plain read writes nothing; nextval and what the client sent to writeable itself may")
     }
 
+    /// A transaction's writes count when it ends; one that only read (on writeable, as a read-only
+    /// transaction must while main lags) leaves nothing for main to replay.
+    func testATransactionCountsAsAWriteWhenItEndsAndOnlyIfItWrote() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("INSERT INTO t VALUES (1)"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("INSERT 0 1") + Wire.ready("T"))
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready("I"))
+        XCTAssertEqual(h.out.finished.map(\.2), [false, false, true], "the write counts at its COMMIT")
+        h.reset()
+        h.session.readsToWriteable = true
+        h.client(Wire.query("BEGIN READ ONLY"))
+        h.client(Wire.query("SELECT 1"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        h.client(Wire.query("COMMIT"))
+        h.backend(.writeable, Wire.commandComplete("COMMIT") + Wire.ready("I"))
+        XCTAssertEqual(h.out.finished.map(\.2).suffix(2), [false, false], "a transaction of reads wrote nothing")
+    }
+
     /// A notification sent by this session's own backend carries the process ID the client was given
     /// (clients compare the two to skip their own); another session's keeps its sender's.
     func testOwnNotificationsCarryTheClientsProcessID() {
