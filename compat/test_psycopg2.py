@@ -206,3 +206,31 @@ def test_reads_the_replica_refuses_are_answered_by_the_primary():
         with direct_primary() as p:
             p.execute(f"DROP VIEW {view_wr}; DROP VIEW {view_ul}; DROP FUNCTION {log}_f() CASCADE; "
                       f"DROP TABLE {log}, {ul}; DROP SCHEMA {schema} CASCADE")
+
+
+def test_read_only_transaction_over_a_table_the_replica_may_not_read():
+    # set_session(readonly=True): psycopg2 starts each transaction with BEGIN READ ONLY, then sends the
+    # read as a simple query. The replica's user may not read the table: the transaction runs on the
+    # primary, still read-only.
+    secret = unique("compat_ro2s")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {secret} (x int)")
+        p.execute(f"INSERT INTO {secret} VALUES (2)")
+        p.execute(f"REVOKE ALL ON {secret} FROM app_ro")
+    wait_replay()
+    c = connect()
+    try:
+        c.set_session(readonly=True)
+        cur = c.cursor()
+        cur.execute(f"SELECT x, inet_server_port(), current_setting('transaction_read_only') FROM {secret}")
+        assert cur.fetchall() == [(2, PRIMARY_PORT, "on")]
+        cur.execute("SELECT inet_server_port()")
+        assert cur.fetchone()[0] == PRIMARY_PORT, "the transaction stays where it started"
+        c.rollback()
+        cur.execute("SELECT inet_server_port()")
+        assert cur.fetchone()[0] == REPLICA_PORT
+        c.rollback()
+    finally:
+        c.close()
+        with direct_primary() as p:
+            p.execute(f"DROP TABLE {secret}")

@@ -392,3 +392,33 @@ def test_reads_the_replica_refuses_are_answered_by_the_primary_extended():
     finally:
         with direct_primary() as p:
             p.execute(f"DROP VIEW {view}; DROP FUNCTION {log}_f(int); DROP TABLE {log}")
+
+
+def test_read_only_transaction_over_what_the_replica_refuses():
+    # conn.read_only: psycopg sends BEGIN READ ONLY, then the query as one batch. A table the replica's
+    # user may not read, and an unlogged table: the transaction runs on the primary, still read-only.
+    secret, ul = unique("compat_ro3s"), unique("compat_ro3u")
+    with direct_primary() as p:
+        p.execute(f"CREATE TABLE {secret} (x int)")
+        p.execute(f"INSERT INTO {secret} VALUES (3)")
+        p.execute(f"REVOKE ALL ON {secret} FROM app_ro")
+        p.execute(f"CREATE UNLOGGED TABLE {ul} (x int)")
+        p.execute(f"INSERT INTO {ul} VALUES (4)")
+        p.execute(f"GRANT SELECT ON {ul} TO app_ro")
+    wait_replay()
+    try:
+        with connect() as c:
+            c.read_only = True
+            for table, value in ((secret, 3), (ul, 4)):
+                with c.transaction():
+                    row = c.execute(f"SELECT x, inet_server_port(), current_setting('transaction_read_only') "
+                                    f"FROM {table} WHERE x = %s", (value,)).fetchone()
+                    assert row == (value, PRIMARY_PORT, "on")
+                    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                        with c.transaction():
+                            c.execute(f"INSERT INTO {table} VALUES (5)")
+            with c.transaction():
+                assert c.execute("SELECT inet_server_port()").fetchone()[0] == REPLICA_PORT
+    finally:
+        with direct_primary() as p:
+            p.execute(f"DROP TABLE {secret}; DROP TABLE {ul}")

@@ -157,12 +157,11 @@ extension Session {
             retryPending = false
             retryMainError.withUnsafeBytes { out.sendToClient($0) }
             let endsWithSync = retryQueryLength >= 5 && retryQuery[retryQueryLength - 5] == UInt8(ascii: "S")
-            if deferredBegin != nil {
-                // The first statement of a read-only transaction: the client's transaction has failed.
-                // It ends with the client's ROLLBACK, answered here (`finishDeferredBeginLocally`).
-                WireEncode.readyForQuery(UInt8(ascii: "E")).withUnsafeBytes { out.sendToClient($0) }
-            } else if !isBatch || endsWithSync {
-                WireEncode.readyForQuery(UInt8(ascii: "I")).withUnsafeBytes { out.sendToClient($0) }
+            if !isBatch || endsWithSync {
+                // The first statement of a read-only transaction: the client's transaction has failed,
+                // and ends with the client's ROLLBACK, answered here (`finishDeferredBeginLocally`).
+                let status = deferredBegin != nil ? UInt8(ascii: "E") : UInt8(ascii: "I")
+                WireEncode.readyForQuery(status).withUnsafeBytes { out.sendToClient($0) }
             } else {
                 // The first part of a batch left open: PostgreSQL skips to the client's Sync.
                 skipUntilSync = true

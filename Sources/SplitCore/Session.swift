@@ -407,12 +407,13 @@ public struct Session {
         }
         // A statement needed here may have to be compared with the client's copy on the other backend first.
         guard ready(role, &out), needed.isEmpty || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
+        retryBegin = role == .main && why == .readOnlyTransaction && !retryingOnWriteable ? deferredBegin : nil
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
         var unit = Unit(backend: role, kind: .client)
         let staysOpen = !endsWithSync && sawFlushOnly
-        if role == .main && why == .read && (endsWithSync || staysOpen) && !sawClose
+        if role == .main && (why == .read || why == .readOnlyTransaction && retryBegin != nil) && (endsWithSync || staysOpen) && !sawClose
             && mayRetryOnWriteable(count: infos.count, bytes: batchEnd - start) {
             unit.mayRetryOnWriteable = true
             keepForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<batchEnd]))

@@ -84,6 +84,25 @@ final class MainRefusalTests: XCTestCase {
                        "the rest of the transaction follows it")
     }
 
+    /// psycopg 3 sends its BEGIN READ ONLY as a simple Query and the read as a batch up to Sync.
+    func testTheFirstBatchOfAReadOnlyTransactionIsAskedAgainWithItsBegin() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN READ ONLY"))
+        let batch = Wire.parse("", "SELECT * FROM secret") + Wire.bind("") + Wire.describe(portal: "") + Wire.execute() + Wire.sync
+        h.client(batch)
+        XCTAssertEqual(h.out.types(to: .main), "QPBDES")
+        h.backend(.main, Wire.commandComplete("BEGIN") + Wire.ready("T")
+                  + Wire.parseComplete + Wire.bindComplete + Self.rowDescription + Wire.error("42501") + Wire.ready("E"))
+        h.backend(.main, Wire.commandComplete("ROLLBACK") + Wire.ready("I"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["BEGIN READ ONLY", "ROLLBACK"])
+        XCTAssertEqual(h.out.types(to: .writeable), "QPBDES")
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["BEGIN READ ONLY"])
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.parseComplete + Wire.bindComplete
+                  + Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready("T"))
+        XCTAssertEqual(h.out.clientTypes(), "CZ12TDCZ")
+    }
+
     /// Writeable down: main's refusal stands, the client's transaction has failed, and its ROLLBACK
     /// is answered here (main's was rolled back already).
     func testTheFirstReadOfAReadOnlyTransactionWithWriteableDown() {
