@@ -407,7 +407,11 @@ public struct Session {
         }
         // A statement needed here may have to be compared with the client's copy on the other backend first.
         guard ready(role, &out), needed.isEmpty || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
-        retryBegin = role == .main && why == .readOnlyTransaction && !retryingOnWriteable ? deferredBegin : nil
+        if role == .main && why == .readOnlyTransaction && !retryingOnWriteable {
+            retryBegin = deferredBegin
+        } else if retryBegin != nil {
+            retryBegin = nil
+        }
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
@@ -517,7 +521,7 @@ public struct Session {
 
     /// Whether the client's messages from `start` (the rest of a batch open on main) hold a statement
     /// that must run on writeable. Only complete messages are read; later ones are checked as they come.
-    func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
+    mutating func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
         var infos: [StatementInfo] = []
         var parsedNames: [StatementName] = []
         var offset = start
@@ -755,7 +759,7 @@ public struct Session {
     // MARK: - Routing
 
     /// Where a unit made of these statements runs, and why.
-    func route(_ infos: [StatementInfo]) -> (BackendRole, RoutingReason) {
+    mutating func route(_ infos: [StatementInfo]) -> (BackendRole, RoutingReason) {
         guard settings.hasWriteable else { return (.main, .noWriteable) }
         if let transaction { return (transaction, .transaction) }
         if deferredBegin != nil {
@@ -935,6 +939,9 @@ public struct Session {
         return (.main, readRefusal)
     }
 
+    // Inlined, as `route` is: a call of a non-mutating method from a mutating one copied the whole
+    // session (about 480 bytes, and a retain of each of its references) to pass it.
+    @inline(__always)
     func takeOpenFailure(for role: BackendRole) -> (role: BackendRole, error: [UInt8])? {
         guard let failure = openFailure, failure.role == role else { return nil }
         return failure
@@ -975,10 +982,24 @@ public struct Session {
             if let pin = infos[i].pin, effects.pin == nil { effects.pin = pin }
             if infos[i].pin == .holdCursor, let cursor = infos[i].cursor { holdCursor = cursor }
             if infos[i].changesFunctions { effects.changesFunctions = true }
-            if !infos[i].writesNothingItself { effects.writesNothing = false }
             switch infos[i].transaction {
             case .commit?, .prepareTransaction?: effects.commits = true
             default: break
+            }
+            // Fields read in place (see `UnitEffects.writesNothing`): a getter on the statement copied it.
+            if effects.writesNothing && !infos[i].asksWriteable {
+                let plainRead = infos[i].target == .main && infos[i].transaction == nil && !infos[i].hinted
+                    && !infos[i].copyFromStdin && !infos[i].changesFunctions
+                let onlyMarksATransaction: Bool
+                switch infos[i].transaction {
+                case .begin?, .setTransaction?, .commit?, .rollback?, .savepoint?, .rollbackToSavepoint?, .releaseSavepoint?:
+                    onlyMarksATransaction = true
+                case .prepareTransaction?, .finishPrepared?, nil:
+                    onlyMarksATransaction = false
+                }
+                if !(plainRead || onlyMarksATransaction) || infos[i].pin != nil || infos[i].hasDetails {
+                    effects.writesNothing = false
+                }
             }
             if let session = infos[i].session { changes.append((session, infos[i].settingValue)) }
         }
@@ -1426,26 +1447,14 @@ struct PreparedStatement {
     }
 }
 
-extension StatementInfo {
-    /// Runs nothing that writes: a plain read, a read only writeable can answer, or transaction control
-    /// that only opens, ends or marks a transaction (what the transaction wrote is counted apart).
-    var writesNothingItself: Bool {
-        if asksWriteable || isPlainRead { return true }
-        switch transaction {
-        case .begin?, .setTransaction?, .commit?, .rollback?, .savepoint?, .rollbackToSavepoint?, .releaseSavepoint?:
-            return session == nil && pin == nil
-        case .prepareTransaction?, .finishPrepared?, nil:
-            return false
-        }
-    }
-}
-
 struct UnitEffects {
     var pin: PinReason?
     var changesFunctions = false
     var commits = false
     /// Every statement only reads: a plain read (sent to writeable while main is behind this session's
-    /// writes, down, or refused it), or one only writeable can answer (`SHOW transaction_read_only`).
+    /// writes, down, or refused it), or one only writeable can answer (`SHOW transaction_read_only`);
+    /// transaction control that only opens, ends or marks a transaction counts as reading (what the
+    /// transaction wrote is counted apart, `Session.transactionWrote`).
     /// Such a unit on writeable leaves nothing for main to replay: had it counted as a write, a session
     /// reading without pause would wait for main again after each read, and never read there again.
     var writesNothing = false

@@ -89,9 +89,12 @@ public struct StatementInfo: Sendable, Equatable {
     /// for main to replay anything.
     public var asksWriteable: Bool
     /// Nil while all of its fields are nil: the usual case.
-    private var details: Details?
+    private var details: Details? {
+        didSet { hasDetails = details != nil }
+    }
     /// Whether any of the rarely set fields (session effect, executes, cursor, setting value) is set.
-    var hasDetails: Bool { details != nil }
+    /// Stored, so that the session reads it in place (a getter's call copied the statement).
+    public private(set) var hasDetails = false
     /// A statement that only reads and carries nothing to remember (no transaction control, pin, hint,
     /// COPY FROM STDIN, session effect, cursor or prepared statement): running it again elsewhere
     /// after a refusal changes no state the proxy keeps.
@@ -163,6 +166,7 @@ public struct StatementInfo: Sendable, Equatable {
         self.asksWriteable = asksWriteable
         let rare = Rare(session: session, executes: executes, cursor: cursor, settingValue: settingValue)
         details = rare.isEmpty ? nil : Details(rare)
+        hasDetails = details != nil
     }
 }
 
