@@ -70,6 +70,9 @@ final class ClientHandler: @unchecked Sendable {
     var waitingForCatalog = false
     var backends: [BackendConnection?] = [nil, nil]
     var loginTimer: TimerHandle?
+    /// What the session said while a ShellOutput carried its requests (see `ShellOutput.closing`).
+    var pendingCloseReason = ""
+    var pendingLearnNames: [String] = []
 
     /// Set when the client is over max_client_conn (or the proxy is shutting down): its startup
     /// packet is answered with this FATAL.
@@ -767,9 +770,11 @@ struct ShellOutput: SessionOutput {
     /// ShellOutput is made for every event, and destroying an array costs a call each time).
     var firstOpen: BackendRole?
     var secondOpen: BackendRole?
-    var closeReason: String?
+    /// The session asked to close (why: `ClientHandler.pendingCloseReason`), or for the function
+    /// catalog (names to learn: `ClientHandler.pendingLearnNames`). The texts wait in the handler,
+    /// so that a ShellOutput holds no reference and destroying one costs nothing.
+    var closing = false
     var refreshFunctions = false
-    var learnNames: [String]?
     /// When the event being handled happened: the metrics' clock for the units it starts and ends.
     let now: MonotonicInstant
 
@@ -793,7 +798,8 @@ struct ShellOutput: SessionOutput {
     }
 
     mutating func closeSession(reason: String) {
-        closeReason = reason
+        closing = true
+        handler.pendingCloseReason = reason
     }
 
     mutating func unitStarted(_ role: BackendRole, why: RoutingReason, sql: UnsafeRawBufferPointer) {
@@ -812,7 +818,7 @@ struct ShellOutput: SessionOutput {
 
     mutating func functionCatalogNeeded(names: [String]) {
         refreshFunctions = true
-        learnNames = (learnNames ?? []) + names
+        handler.pendingLearnNames += names
     }
 
     /// Carries out what had to wait until the session's method returned.
@@ -820,15 +826,17 @@ struct ShellOutput: SessionOutput {
         if refreshFunctions {
             let handler = self.handler
             handler.waitingForCatalog = true
-            handler.server.refreshFunctions(database: handler.databaseName, learning: learnNames ?? []) {
+            let names = handler.pendingLearnNames
+            handler.pendingLearnNames = []
+            handler.server.refreshFunctions(database: handler.databaseName, learning: names) {
                 handler.loop.execute {
                     handler.waitingForCatalog = false
                     handler.pumpClient()
                 }
             }
         }
-        if let closeReason {
-            Log.debug("session \(handler.id): closing: \(closeReason)")
+        if closing {
+            Log.debug("session \(handler.id): closing: \(handler.pendingCloseReason)")
             handler.close()
             return
         }
