@@ -29,6 +29,12 @@ extension Session {
         "42P01", "42883", "42703", "3F000",   // a table, function, column or schema not replayed yet
     ]
 
+    /// Refusals that will come again for the same text: such a read is learnt as writeable's
+    /// (`learnRefusal`). Not the ones of an object the replica has yet to replay, nor 0A000, which
+    /// also says "cached plan must not change result type" (and an unlogged relation is learnt by
+    /// looking at the catalog again).
+    static let refusalsThatStay: Set<String> = [SQLState.readOnlySQLTransaction, "42501"]
+
     /// Whether a read about to go to main is kept for asking writeable again (`count`: its statements).
     /// What the statements are (`StatementInfo.isPlainRead`) is looked at only if main refuses them.
     @inline(__always)
@@ -99,6 +105,41 @@ extension Session {
         return infos.count == 1 && infos[0].isPlainRead
     }
 
+    /// Main refused the kept read with `code`. When main would refuse it again, whatever the replica
+    /// replays, the read is learnt as one only writeable can answer — in the session's templates
+    /// (passed on to later sessions of the database) and in its prepared statement — so that it no
+    /// longer pays a refused round trip on main each time. A new catalog forgets it.
+    mutating func learnRefusal(_ code: String) {
+        guard Self.refusalsThatStay.contains(code) else { return }
+        retryQuery.withUnsafeBytes { kept in
+            let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<retryQueryLength])
+            var offset = 0
+            while case .frame(let f) = frameMessage(bytes, at: offset, maxMessageSize: Int(Int32.max)) {
+                offset = f.end
+                switch f.type {
+                case UInt8(ascii: "Q"):
+                    let end = max(f.payloadStart, f.end - 1)
+                    templates.markAnsweredByWriteable(utf8: UnsafeRawBufferPointer(rebasing: bytes[f.payloadStart..<end]))
+                case UInt8(ascii: "P"):
+                    guard let (name, sql) = leadingCStrings(bytes, f) else { return }
+                    templates.markAnsweredByWriteable(utf8: UnsafeRawBufferPointer(rebasing: bytes[sql]))
+                    markAnsweredByWriteable(StatementName(bytes, name))
+                case UInt8(ascii: "B"):
+                    guard let (_, name) = leadingCStrings(bytes, f) else { return }
+                    markAnsweredByWriteable(StatementName(bytes, name))
+                default:
+                    continue
+                }
+            }
+        }
+    }
+
+    private mutating func markAnsweredByWriteable(_ name: StatementName) {
+        guard var prepared = statements[name] else { return }
+        for i in prepared.statements.indices { prepared.statements[i].markAnsweredByWriteable() }
+        statements[name] = prepared
+    }
+
     /// Main's ErrorResponse `f` for the head unit, which may be asked again: true when it is one
     /// writeable may answer otherwise and none of the unit's replies has reached the client — the ones
     /// before the error in this read, from `runStart`, hold no row. The unit then drops its replies.
@@ -143,6 +184,7 @@ extension Session {
         // A relation made unlogged behind the proxy's back: learnt, so that the next read of it goes
         // to writeable at once (see `backendMessage`).
         if code == SQLState.featureNotSupported { catalogMissesUnlogged = true }
+        learnRefusal(code)
         return true
     }
 

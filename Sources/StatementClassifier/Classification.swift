@@ -103,6 +103,12 @@ public struct StatementInfo: Sendable, Equatable {
             && !changesFunctions
     }
 
+    /// A read main refused for good: from now on writeable answers it, and it still writes nothing.
+    public mutating func markAnsweredByWriteable() {
+        target = .writeable
+        asksWriteable = true
+    }
+
     /// The rarely set fields.
     private struct Rare: Sendable, Equatable {
         var session: SessionEffect?

@@ -94,6 +94,16 @@ public struct StatementTemplates: Sendable {
     /// The number of remembered templates (for tests).
     public var count: Int { entries.count }
 
+    /// Marks the template `utf8` matches as a read only writeable can answer (`asksWriteable`): main
+    /// refused it in a way that will not change (a view whose function writes, a table its user may not
+    /// read). Texts that match it from now on go to writeable at once. False when none matches.
+    @discardableResult
+    public mutating func markAnsweredByWriteable(utf8: UnsafeRawBufferPointer) -> Bool {
+        guard let index = entries.firstIndex(where: { $0.matches(utf8) }) else { return false }
+        entries[index].info.markAnsweredByWriteable()
+        return true
+    }
+
     /// Whether the templates were made with classifier `version` (any others are dropped at the next
     /// `classify`).
     public func isCurrent(version: Int) -> Bool { self.version == version && !entries.isEmpty }
@@ -126,7 +136,7 @@ struct Template: Sendable {
 
     let text: [UInt8]
     let holes: [Hole]
-    let info: StatementInfo
+    var info: StatementInfo
 
     /// A text matched only by itself.
     init(exactly utf8: UnsafeRawBufferPointer, info: StatementInfo) {

@@ -165,8 +165,17 @@ final class RoutingTests: ProxyTestCase {
         try cluster.waitForReplica()
         let proxy = try startProxy(settings: ["read_your_writes = lsn"])
         let conn = try proxy.connect()
-        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unreadable"), [["0", primary]])
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unreadable WHERE v IS NULL OR v::text <> 'first'"),
+                       [["0", primary]])
         XCTAssertEqual(try conn.query("SELECT inet_server_port()"), [[replica]], "the next read goes to the replica at once")
+        // Main would refuse it again: learnt, the same read with another value is not asked of main.
+        let m = marker("learnt")
+        let r0 = cluster.logOffset(.replica)
+        let p0 = cluster.logOffset(.primary)
+        XCTAssertEqual(try conn.query("SELECT count(*), inet_server_port() FROM rt_unreadable WHERE v IS NULL OR v::text <> '\(m)'"),
+                       [["0", primary]])
+        waitUntil("the statement in the primary's log") { !cluster.loggedStatements(.primary, containing: m, since: p0).isEmpty }
+        XCTAssertEqual(cluster.loggedStatements(.replica, containing: m, since: r0), [], "not asked of the replica")
 
         // The same read first in a read-only transaction (psycopg's read_only, asyncpg's readonly=True):
         // main's transaction is rolled back, and the whole transaction runs on the primary, read-only.

@@ -26,6 +26,51 @@ final class MainRefusalTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT 2"])
     }
 
+    /// A refusal that will come again (a view whose function writes, a table main's user may not read)
+    /// is learnt: the same read, with other values, goes to writeable at once. One of a table the
+    /// replica has yet to replay is not.
+    func testARefusalThatStaysIsLearnt() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT * FROM v_wr WHERE id = 1"))
+        h.backend(.main, Wire.error("25006") + Wire.ready())
+        h.backend(.writeable, Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT * FROM v_wr WHERE id = 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM v_wr WHERE id = 1"], "not asked of main again")
+        XCTAssertEqual(h.out.sentQueries(to: .writeable), ["SELECT * FROM v_wr WHERE id = 1", "SELECT * FROM v_wr WHERE id = 2"])
+        h.backend(.writeable, Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        XCTAssertEqual(h.out.finished.map(\.2), [false, false, false], "learnt reads write nothing")
+        h.client(Wire.query("SELECT 3"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).last, "SELECT 3", "other reads stay on main")
+
+        h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT * FROM just_made WHERE id = 1"))
+        h.backend(.main, Wire.error("42P01") + Wire.ready())
+        h.backend(.writeable, Self.rowDescription + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT * FROM just_made WHERE id = 2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SELECT * FROM just_made WHERE id = 1", "SELECT * FROM just_made WHERE id = 2"],
+                       "the replica will have it: asked of main again")
+    }
+
+    /// A prepared statement main refused for good is learnt too: its later executions go to writeable.
+    func testAPreparedStatementMainRefusedForGoodIsLearnt() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("S_1", "SELECT * FROM secret WHERE id = $1") + Wire.sync)
+        h.backend(.main, Wire.parseComplete + Wire.ready())
+        let run = Wire.bind("S_1") + Wire.execute() + Wire.sync
+        h.client(run)
+        h.backend(.main, Wire.bindComplete + Wire.error("42501") + Wire.ready())
+        h.passShapeCheck(on: .writeable)
+        h.backend(.writeable, Wire.bindComplete + Self.row + Wire.commandComplete("SELECT 1") + Wire.ready())
+        let toMain = h.out.types(to: .main)
+        h.reset()
+        h.client(run)
+        XCTAssertEqual(h.out.types(to: .main), "", "not asked of main again (main had: \(toMain))")
+        XCTAssertEqual(h.out.types(to: .writeable), "BES")
+    }
+
     func testWithWriteableOpenTheRetryGoesAtOnce() {
         var h = Harness()
         h.opened(.writeable)
