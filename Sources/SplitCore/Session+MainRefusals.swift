@@ -77,9 +77,15 @@ extension Session {
         units.mutateFirst { $0.mayRetryOnWriteable = true; $0.retryExpectedReplies = expected }
     }
 
-    /// The kept query or batch runs one statement, and it only reads.
-    func keptStatementIsPlainRead() -> Bool {
-        var infos: [StatementInfo] = []
+    /// What the kept query or batch names: a Query's text, a Parse's text (with the statement name it
+    /// is parsed as), a statement bound by name. Copied out: read only after main refused the read.
+    enum KeptStatement {
+        case text([UInt8], parsedAs: StatementName?)
+        case bound(StatementName)
+    }
+
+    func keptStatements() -> [KeptStatement] {
+        var found: [KeptStatement] = []
         retryQuery.withUnsafeBytes { kept in
             let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<retryQueryLength])
             var offset = 0
@@ -87,19 +93,31 @@ extension Session {
                 offset = f.end
                 switch f.type {
                 case UInt8(ascii: "Q"):
-                    let end = max(f.payloadStart, f.end - 1)
-                    infos += classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: bytes[f.payloadStart..<end])).statements
+                    found.append(.text(Array(bytes[f.payloadStart..<max(f.payloadStart, f.end - 1)]), parsedAs: nil))
                 case UInt8(ascii: "P"):
-                    guard let (_, sql) = leadingCStrings(bytes, f) else { return }
-                    infos += classifier.classify(utf8: UnsafeRawBufferPointer(rebasing: bytes[sql])).statements
+                    guard let (name, sql) = leadingCStrings(bytes, f) else { return }
+                    found.append(.text(Array(bytes[sql]), parsedAs: StatementName(bytes, name)))
                 case UInt8(ascii: "B"):
                     guard let (_, name) = leadingCStrings(bytes, f) else { return }
-                    let statement = StatementName(bytes, name)
-                    // A statement parsed in this batch was counted at its Parse.
-                    if !statement.isEmpty, let known = statements.classes(of: statement) { infos += known }
+                    found.append(.bound(StatementName(bytes, name)))
                 default:
                     continue
                 }
+            }
+        }
+        return found
+    }
+
+    /// The kept query or batch runs one statement, and it only reads.
+    func keptStatementIsPlainRead() -> Bool {
+        var infos: [StatementInfo] = []
+        for kept in keptStatements() {
+            switch kept {
+            case .text(let sql, _):
+                infos += sql.withUnsafeBytes { classifier.classify(utf8: $0).statements }
+            case .bound(let name):
+                // A statement parsed in this batch was counted at its Parse.
+                if !name.isEmpty, let known = statements.classes(of: name) { infos += known }
             }
         }
         return infos.count == 1 && infos[0].isPlainRead
@@ -111,25 +129,13 @@ extension Session {
     /// longer pays a refused round trip on main each time. A new catalog forgets it.
     mutating func learnRefusal(_ code: String) {
         guard Self.refusalsThatStay.contains(code) else { return }
-        retryQuery.withUnsafeBytes { kept in
-            let bytes = UnsafeRawBufferPointer(rebasing: kept[0..<retryQueryLength])
-            var offset = 0
-            while case .frame(let f) = frameMessage(bytes, at: offset, maxMessageSize: Int(Int32.max)) {
-                offset = f.end
-                switch f.type {
-                case UInt8(ascii: "Q"):
-                    let end = max(f.payloadStart, f.end - 1)
-                    templates.markAnsweredByWriteable(utf8: UnsafeRawBufferPointer(rebasing: bytes[f.payloadStart..<end]))
-                case UInt8(ascii: "P"):
-                    guard let (name, sql) = leadingCStrings(bytes, f) else { return }
-                    templates.markAnsweredByWriteable(utf8: UnsafeRawBufferPointer(rebasing: bytes[sql]))
-                    markAnsweredByWriteable(StatementName(bytes, name))
-                case UInt8(ascii: "B"):
-                    guard let (_, name) = leadingCStrings(bytes, f) else { return }
-                    markAnsweredByWriteable(StatementName(bytes, name))
-                default:
-                    continue
-                }
+        for kept in keptStatements() {
+            switch kept {
+            case .text(let sql, let name):
+                sql.withUnsafeBytes { _ = templates.markAnsweredByWriteable(utf8: $0) }
+                if let name { markAnsweredByWriteable(name) }
+            case .bound(let name):
+                markAnsweredByWriteable(name)
             }
         }
     }
