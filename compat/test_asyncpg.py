@@ -315,3 +315,15 @@ def test_reads_the_replica_refuses_are_answered_by_the_primary():
     finally:
         with direct_primary() as p:
             p.execute(f"DROP VIEW {view}; DROP FUNCTION {log}_f(); DROP TABLE {log}")
+
+
+def test_set_config_of_a_bound_value_reaches_the_replica_with_the_value():
+    async def body():
+        c = await connect()
+        try:
+            await c.execute("SELECT set_config('app.tenant', $1, false)", "acme")
+            row = await c.fetchrow("SELECT inet_server_port(), current_setting('app.tenant')")
+            assert tuple(row) == (REPLICA_PORT, "acme")
+        finally:
+            await c.close()
+    run(body())

@@ -422,3 +422,14 @@ def test_read_only_transaction_over_what_the_replica_refuses():
     finally:
         with direct_primary() as p:
             p.execute(f"DROP TABLE {secret}; DROP TABLE {ul}")
+
+
+def test_set_config_of_a_bound_value_reaches_the_replica_with_the_value():
+    # psycopg binds the value (SQLAlchemy's and Django's server-side binding do too): the replica's
+    # copy of the setting has the value, not the text "$1".
+    with connect(autocommit=True) as c:
+        c.execute("SELECT set_config('app.tenant', %s, false)", ["acme"])
+        c.execute("SELECT set_config('TimeZone', %s, false)", ["America/New_York"])
+        row = c.execute("SELECT inet_server_port(), current_setting('app.tenant'), current_setting('TimeZone'), "
+                        "'2026-01-01 12:00+00'::timestamptz::text").fetchone()
+        assert row == (REPLICA_PORT, "acme", "America/New_York", "2026-01-01 07:00:00-05")

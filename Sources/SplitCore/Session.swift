@@ -41,6 +41,9 @@ public struct Session {
     public private(set) var history = SessionHistory()
     /// Session statements run inside the open transaction: recorded only if it commits.
     var uncommittedHistory: [(key: String, sql: String)] = []
+    /// The savepoints of the open transaction, each with how much of `uncommittedHistory` came before
+    /// it: ROLLBACK TO a savepoint undoes the session changes made since, as PostgreSQL does.
+    var savepointMarks: [(name: String, historyCount: Int)] = []
     /// The transaction open on writeable has run something that may write (a read-only one, or one
     /// of plain reads, leaves nothing for main to replay when it ends).
     var transactionWrote = false
@@ -424,6 +427,9 @@ public struct Session {
         }
         unit.swallowLeft = injectStatements(needed: needed, parsed: parses, on: role, &out)
         unit.effects = effects(of: infos, sql: nil)
+        if unit.effects.sessionChanges != nil {
+            resolveBoundSettings(&unit.effects, infos, buffer[start..<batchEnd], bindMayFollow: staysOpen)
+        }
         unit.startedInTransaction = transaction != nil
         unit.endsWithSync = endsWithSync
         // Remember every Parse of the batch, so later batches can prepare it elsewhere; a batch that
@@ -488,6 +494,7 @@ public struct Session {
             if !isExtended { offset = f.start; break }
         }
         guard offset > start else { return nil }
+        if units.lastAwaitsSettingFromBind { resolveBoundSettingInContinuation(buffer, from: start, to: offset) }
         // What was kept of the batch's first part is no longer the whole of what main has.
         if units.firstMayRetry { units.mutateFirst { $0.mayRetryOnWriteable = false } }
         if openBatch == nil, role == .main { keepContinuationForRetry(UnsafeRawBufferPointer(rebasing: buffer[start..<offset])) }
@@ -984,6 +991,8 @@ public struct Session {
             if infos[i].changesFunctions { effects.changesFunctions = true }
             switch infos[i].transaction {
             case .commit?, .prepareTransaction?: effects.commits = true
+            case .savepoint?, .rollbackToSavepoint?, .releaseSavepoint?:
+                effects.savepointSteps = (effects.savepointSteps ?? []) + [infos[i].transaction!]
             default: break
             }
             // Fields read in place (see `UnitEffects.writesNothing`): a getter on the statement copied it.
@@ -1009,6 +1018,95 @@ public struct Session {
             effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL, holdCursor: holdCursor)
         }
         return effects
+    }
+
+    /// `set_config(name, $n, false)` in a batch: the value copied to the other backend is the one the
+    /// batch's Bind gives parameter n (psycopg 3, asyncpg and Django bind it so). Should the batch
+    /// hold more than one such statement or Bind, or the value be NULL, the session is pinned to where
+    /// it ran instead: a guess could set another value.
+    func resolveBoundSettings(_ effects: inout UnitEffects, _ infos: [StatementInfo], _ batch: UnsafeRawBufferPointer.SubSequence,
+                              bindMayFollow: Bool) {
+        guard let changes = effects.sessionChanges, infos.contains(where: { $0.settingParameter != nil }) else { return }
+        let bytes = UnsafeRawBufferPointer(rebasing: batch)
+        var binds: [Frame] = []
+        var offset = 0
+        while case .frame(let f) = frameMessage(bytes, at: offset, maxMessageSize: Int(Int32.max)) {
+            if f.type == UInt8(ascii: "B") { binds.append(f) }
+            offset = f.end
+        }
+        let parameterized = infos.filter { $0.settingParameter != nil }
+        if binds.isEmpty && bindMayFollow && parameterized.count == 1 {
+            // asyncpg prepares (Parse, Describe, Flush), then binds: the rest of the batch has the value.
+            effects.settingFromBind = parameterized[0].settingParameter
+            return
+        }
+        let single = binds.count == 1 && parameterized.count == 1
+        // `changes.effects` holds one entry per statement with a session effect, in order.
+        var resolved: [(SessionEffect, String?)] = []
+        var entry = 0
+        for info in infos where info.session != nil {
+            defer { entry += 1 }
+            guard entry < changes.effects.count else { break }
+            guard let parameter = info.settingParameter else {
+                resolved.append(changes.effects[entry])
+                continue
+            }
+            if single, let value = Self.boundParameter(parameter, of: binds[0], in: bytes) {
+                resolved.append((changes.effects[entry].0, value))
+            } else if effects.pin == nil {
+                effects.pin = .computedSetting
+            }
+        }
+        effects.sessionChanges = resolved.isEmpty && changes.holdCursor == nil ? nil
+            : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor)
+    }
+
+    /// The rest of a batch left open: the Bind of a set_config its first part parsed gives the value.
+    mutating func resolveBoundSettingInContinuation(_ buffer: UnsafeRawBufferPointer, from start: Int, to end: Int) {
+        var offset = start
+        while offset < end, case .frame(let f) = frameMessage(buffer, at: offset, maxMessageSize: Int(Int32.max)) {
+            offset = f.end
+            guard f.type == UInt8(ascii: "B") else { continue }
+            units.mutateLast { unit in
+                guard let parameter = unit.effects.settingFromBind, let changes = unit.effects.sessionChanges else { return }
+                unit.effects.settingFromBind = nil
+                let value = Self.boundParameter(parameter, of: f, in: buffer)
+                let resolved = changes.effects.map { change -> (SessionEffect, String?) in
+                    if case .set = change.0, change.1 == nil { return (change.0, value) }
+                    return change
+                }
+                if value == nil { unit.effects.pin = unit.effects.pin ?? .computedSetting }
+                unit.effects.sessionChanges = value == nil ? nil
+                    : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor)
+            }
+            return
+        }
+    }
+
+    /// Parameter `number` (from 1) of Bind `f`, as text; nil when absent or NULL. A text parameter's
+    /// binary form is its text too, which is what set_config takes.
+    static func boundParameter(_ number: Int, of f: Frame, in bytes: UnsafeRawBufferPointer) -> String? {
+        var reader = PayloadReader(ArraySlice(bytes[f.payloadStart..<f.end]))
+        do {
+            _ = try reader.readCString()
+            _ = try reader.readCString()
+            let formats = try reader.readInt16()
+            for _ in 0..<max(0, Int(formats)) { _ = try reader.readInt16() }
+            let count = try reader.readInt16()
+            guard number >= 1, number <= Int(count) else { return nil }
+            for i in 1...number {
+                let length = try reader.readInt32()
+                if length < 0 {
+                    if i == number { return nil }
+                    continue
+                }
+                let value = try reader.readBytes(Int(length))
+                if i == number { return String(decoding: value, as: UTF8.self) }
+            }
+        } catch {
+            return nil
+        }
+        return nil
     }
 
     // MARK: - Backend input
@@ -1189,7 +1287,12 @@ public struct Session {
             closingBatch = false
             if unit.sawError { skipUntilSync = true }
         }
-        let effects = unit.effects
+        var effects = unit.effects
+        if effects.settingFromBind != nil {
+            // Its Bind never came: the value is not known here, so the session stays where it ran.
+            effects.pin = effects.pin ?? .computedSetting
+            effects.sessionChanges = nil
+        }
         // A write counts once it is committed: at the end of its transaction, or at once in autocommit.
         let wroteHere = role == .writeable && !unit.sawError && !effects.writesNothing
         var committedWrite = false
@@ -1201,7 +1304,7 @@ public struct Session {
         }
         out.unitFinished(role, failed: unit.sawError, wroteOnWriteable: committedWrite)
         guard !unit.sawError else {
-            if !inTransactionAfter { uncommittedHistory.removeAll() }
+            if !inTransactionAfter { uncommittedHistory.removeAll(); savepointMarks.removeAll() }
             if catalogMissesUnlogged {
                 // Made unlogged behind the proxy's back (directly on the primary): learn it for next time.
                 catalogMissesUnlogged = false
@@ -1221,14 +1324,38 @@ public struct Session {
                 if role == .main { mainHoldCursors.insert(cursor) } else { mainHoldCursors.remove(cursor) }
             }
         }
+        if let steps = effects.savepointSteps, inTransactionAfter { followSavepoints(steps) }
         if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
             if effects.commits && previousStatus != UInt8(ascii: "E") {
                 for entry in uncommittedHistory { history.record(key: entry.key, sql: entry.sql) }
             }
             uncommittedHistory.removeAll()
         }
+        if !inTransactionAfter { savepointMarks.removeAll() }
         // The backend that ran the statements already has their effect.
         backends[role.rawValue].appliedHistory = max(backends[role.rawValue].appliedHistory, history.version)
+    }
+
+    /// SAVEPOINT, ROLLBACK TO and RELEASE, as a unit that ran them succeeded: the session changes made
+    /// since a savepoint rolled back to are not copied anywhere at COMMIT. (Within one query string,
+    /// they are followed after its session changes.)
+    mutating func followSavepoints(_ steps: [TransactionControl]) {
+        for step in steps {
+            switch step {
+            case .savepoint(let name):
+                savepointMarks.append((name, uncommittedHistory.count))
+            case .rollbackToSavepoint(let name):
+                guard let i = savepointMarks.lastIndex(where: { $0.name == name }) else { continue }
+                let kept = min(savepointMarks[i].historyCount, uncommittedHistory.count)
+                uncommittedHistory.removeSubrange(kept...)
+                savepointMarks.removeSubrange((i + 1)...)
+            case .releaseSavepoint(let name):
+                guard let i = savepointMarks.lastIndex(where: { $0.name == name }) else { continue }
+                savepointMarks.removeSubrange(i...)
+            default:
+                continue
+            }
+        }
     }
 
     mutating func apply(_ effect: SessionEffect, value: String?, sql: String?, inTransaction: Bool) {
@@ -1458,6 +1585,10 @@ struct UnitEffects {
     /// Such a unit on writeable leaves nothing for main to replay: had it counted as a write, a session
     /// reading without pause would wait for main again after each read, and never read there again.
     var writesNothing = false
+    /// The parameter of a set_config whose Bind has not come yet (a batch left open at a Flush).
+    var settingFromBind: Int?
+    /// SAVEPOINT, ROLLBACK TO and RELEASE among the unit's statements, in order (nil: none).
+    var savepointSteps: [TransactionControl]?
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
 }
@@ -1523,6 +1654,7 @@ struct UnitQueue {
     // The fields read per backend message, without copying the unit (its effects hold references).
     var firstBackend: BackendRole? { isEmpty ? nil : storage[head].backend }
     var firstKind: Unit.Kind { storage[head].kind }
+    var lastAwaitsSettingFromBind: Bool { !isEmpty && storage[storage.count - 1].effects.settingFromBind != nil }
     var firstSwallowLeft: Int { storage[head].swallowLeft }
     var firstSwallowsReady: Bool { storage[head].swallowsReady }
     var firstEndsWithSync: Bool { storage[head].endsWithSync }

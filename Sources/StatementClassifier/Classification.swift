@@ -20,9 +20,11 @@ public enum TransactionControl: Sendable, Equatable {
     case commit(chain: Bool)
     /// ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT).
     case rollback(chain: Bool)
-    case savepoint
-    case rollbackToSavepoint
-    case releaseSavepoint
+    /// SAVEPOINT name, ROLLBACK TO [SAVEPOINT] name, RELEASE [SAVEPOINT] name: `name` as PostgreSQL
+    /// knows it (lower-cased unless quoted).
+    case savepoint(name: String)
+    case rollbackToSavepoint(name: String)
+    case releaseSavepoint(name: String)
     /// PREPARE TRANSACTION 'gid' (ends the transaction in this session).
     case prepareTransaction
     /// COMMIT PREPARED / ROLLBACK PREPARED (cannot run inside a transaction block).
@@ -56,6 +58,9 @@ public enum PinReason: String, Sendable, Equatable {
     case role = "SET ROLE / SESSION AUTHORIZATION"
     /// A DO block that calls set_config: the setting holds on writeable only.
     case settingInBlock = "set_config inside DO"
+    /// set_config with a name or value that is neither a literal nor a bound parameter: evaluated
+    /// again elsewhere, it could give another value (random(), a function that writes).
+    case computedSetting = "set_config of a computed value"
 }
 
 /// What one statement does.
@@ -115,8 +120,11 @@ public struct StatementInfo: Sendable, Equatable {
         var executes: String?
         var cursor: String?
         var settingValue: String?
+        var settingParameter: Int?
 
-        var isEmpty: Bool { session == nil && executes == nil && cursor == nil && settingValue == nil }
+        var isEmpty: Bool {
+            session == nil && executes == nil && cursor == nil && settingValue == nil && settingParameter == nil
+        }
     }
 
     /// Immutable: a change makes a new box (`update`).
@@ -154,6 +162,12 @@ public struct StatementInfo: Sendable, Equatable {
     public var settingValue: String? {
         get { details?.rare.settingValue }
         set { update { $0.settingValue = newValue } }
+    }
+    /// For `set_config(name, $n, false)`: n, the bound parameter that holds the value (the session reads
+    /// it from the Bind, so that the setting is copied with its value, not with the text `$n`).
+    public var settingParameter: Int? {
+        get { details?.rare.settingParameter }
+        set { update { $0.settingParameter = newValue } }
     }
 
     public init(target: RouteTarget, command: String, transaction: TransactionControl? = nil,

@@ -63,7 +63,7 @@ extension StatementReader {
             if matches(first, "select") { return query(first) }
             if matches(first, "set") { return set() }
             if matches(first, "show") { return show() }
-            if matches(first, "savepoint") { return transactionControl(.savepoint, command: "savepoint") }
+            if matches(first, "savepoint") { return transactionControl(.savepoint(name: name(next())), command: "savepoint") }
             if matches(first, "start") { return begin(command: "start transaction") }
             if matches(first, "security") { return writeable("security label") }
         case 0x74: // t

@@ -42,6 +42,10 @@ struct QueryFeatures {
         get { info.settingValue }
         set { info.settingValue = newValue }
     }
+    var settingParameter: Int? {
+        get { info.settingParameter }
+        set { info.settingParameter = newValue }
+    }
     var callsUnknownFunction: Bool {
         get { info.callsUnknownFunction }
         set { info.callsUnknownFunction = newValue }
@@ -256,13 +260,19 @@ extension StatementReader {
         return count
     }
 
-    /// `set_config('name', value, true|false)` with a literal name and a literal is_local is a SET.
+    /// `set_config('name', value, true|false)` with a literal name and a literal is_local is a SET, its
+    /// value a literal or a bound parameter (`$n`, read from the Bind by the session). Anything else
+    /// that may set a session value — a computed name, value or is_local — pins the session to where
+    /// it ran: evaluated again elsewhere, it could give another value, or fail.
     /// Reads ahead on a copy of the lexer; the main pass still scans the arguments for other calls.
     private func readSetConfigArguments(into features: inout QueryFeatures) {
         var look = self
         let argumentDepth = look.lexer.depth
         let nameToken = look.next()
-        guard let settingName = look.stringValue(nameToken), look.next().kind == .comma else { return }
+        guard let settingName = look.stringValue(nameToken), look.next().kind == .comma else {
+            if features.pin == nil { features.pin = .computedSetting }
+            return
+        }
         var valueStart = Token.none
         var valueEnd = Token.none
         var valueTokens = 0
@@ -282,10 +292,21 @@ extension StatementReader {
         } else if look.matches(localToken, "false") {
             isLocal = false
         } else {
+            if features.pin == nil { features.pin = .computedSetting }
             return
         }
         guard look.next().kind == .closeParen else { return }
+        let plainValue = valueTokens == 1
+            && (valueStart.kind == .string || valueStart.kind == .number || valueStart.kind == .parameter)
+        if !plainValue && !isLocal {
+            if features.pin == nil { features.pin = .computedSetting }
+            return
+        }
         features.session = .set(name: String(decoding: settingName.utf8.map(ASCII.lowercased), as: UTF8.self), local: isLocal)
+        if valueTokens == 1, valueStart.kind == .parameter {
+            features.settingParameter = Int(text(from: valueStart.start + 1, to: valueStart.end))
+            return
+        }
         if valueTokens == 1, let value = stringValue(valueStart) {
             features.settingValue = value
         } else if valueTokens > 0 {

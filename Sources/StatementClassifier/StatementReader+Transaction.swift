@@ -86,14 +86,16 @@ extension StatementReader {
         }
         if !skip("work") { _ = skip("transaction") }
         if !isAbort && skip("to") {
-            return transactionControl(.rollbackToSavepoint, command: command)
+            _ = skip("savepoint")
+            return transactionControl(.rollbackToSavepoint(name: name(next())), command: command)
         }
         return transactionControl(.rollback(chain: readChain()), command: command)
     }
 
     /// RELEASE [SAVEPOINT] name
     mutating func release() -> StatementInfo {
-        transactionControl(.releaseSavepoint, command: "release")
+        _ = skip("savepoint")
+        return transactionControl(.releaseSavepoint(name: name(next())), command: "release")
     }
 
     /// [WORK | TRANSACTION] [AND [NO] CHAIN]

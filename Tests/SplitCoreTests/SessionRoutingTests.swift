@@ -614,6 +614,62 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(h.out.sentQueries(to: .main).first, "SELECT set_config('application_name', 'x', false)")
     }
 
+    /// psycopg 3, asyncpg and Django bind set_config's value: it is copied with the bound value (a text
+    /// or binary parameter alike), not as the text `$1`.
+    func testSetConfigOfABoundValueIsCopiedWithTheValue() {
+        var h = Harness()
+        h.opened(.writeable)
+        let bind = Wire.message("B", Wire.cstr("") + Wire.cstr("") + [0, 1, 0, 1] + [0, 1] + [0, 0, 0, 4] + Array("acme".utf8))
+        h.client(Wire.parse("", "SELECT set_config('app.tenant', $1, false)") + bind + Wire.execute() + Wire.sync)
+        h.backend(.writeable, Wire.parseComplete + Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).first, "SELECT pg_catalog.set_config('app.tenant', 'acme', false)")
+    }
+
+    /// asyncpg prepares (Parse, Describe, Flush) before it binds: the value comes with the rest.
+    func testSetConfigOfAValueBoundAfterAFlushIsCopiedWithTheValue() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.parse("__s1", "SELECT set_config('app.tenant', $1, false)") + Wire.describe(statement: "__s1") + Wire.flush)
+        h.backend(.writeable, Wire.parseComplete + Wire.message("t", [0, 1, 0, 0, 0, 25]) + Wire.message("T", [0, 0]))
+        let bind = Wire.message("B", Wire.cstr("") + Wire.cstr("__s1") + [0, 1, 0, 1] + [0, 1] + [0, 0, 0, 4] + Array("acme".utf8))
+        h.client(bind + Wire.execute() + Wire.sync)
+        h.backend(.writeable, Wire.bindComplete + Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main).first, "SELECT pg_catalog.set_config('app.tenant', 'acme', false)")
+    }
+
+    /// A set_config whose value is computed (or whose name is) would give another value elsewhere: the
+    /// session stays on writeable, where it ran.
+    func testSetConfigOfAComputedValuePinsTheSession() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("SELECT set_config('app.req', md5(random()::text), false)"))
+        h.backend(.writeable, Wire.commandComplete("SELECT 1") + Wire.ready())
+        h.client(Wire.query("SELECT current_setting('app.req')"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), [])
+        XCTAssertEqual(h.out.sentQueries(to: .writeable).last, "SELECT current_setting('app.req')")
+    }
+
+    /// A SET undone by ROLLBACK TO SAVEPOINT is not copied to main at COMMIT; one kept by RELEASE is.
+    func testASettingRolledBackToASavepointIsNotCopied() {
+        var h = Harness()
+        h.opened(.writeable)
+        let steps: [(String, String)] = [("BEGIN", "BEGIN"), ("SAVEPOINT s", "SAVEPOINT"), ("SET work_mem = '1MB'", "SET"),
+                                         ("ROLLBACK TO SAVEPOINT s", "ROLLBACK"), ("SAVEPOINT t", "SAVEPOINT"),
+                                         ("SET search_path = app", "SET"), ("RELEASE t", "RELEASE"), ("COMMIT", "COMMIT")]
+        for (sql, tag) in steps {
+            h.client(Wire.query(sql))
+            if sql == "BEGIN" { continue }  // held until the next statement
+            let begin = h.out.sentQueries(to: .writeable).last == "SAVEPOINT s" && tag == "SAVEPOINT"
+                ? Wire.commandComplete("BEGIN") + Wire.ready("T") : []
+            h.backend(.writeable, begin + Wire.commandComplete(tag) + Wire.ready(sql == "COMMIT" ? "I" : "T"))
+        }
+        h.client(Wire.query("SELECT 1"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["SET search_path = app", "SELECT 1"],
+                       "only the setting the transaction kept")
+    }
+
     func testResetAllReplacesEarlierSettings() {
         var h = Harness()
         h.client(Wire.query("SET work_mem = '8MB'"))

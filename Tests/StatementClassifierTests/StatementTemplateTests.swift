@@ -91,6 +91,16 @@ final class StatementTemplateTests: XCTestCase {
         }
     }
 
+    /// A bound value of set_config is named by its parameter, never taken as the text `$1`.
+    func testSetConfigOfABoundValueNamesItsParameter() {
+        let info = direct("SELECT pg_catalog.set_config('x.y', $2, false)")[0]
+        XCTAssertEqual(info.session, .set(name: "x.y", local: false))
+        XCTAssertEqual(info.settingParameter, 2)
+        XCTAssertNil(info.settingValue)
+        XCTAssertNil(info.pin)
+        XCTAssertNil(direct("SELECT set_config('x.y', 'v', false)")[0].settingParameter)
+    }
+
     func testANewClassifierVersionForgetsTheTemplates() {
         var templates = StatementTemplates()
         _ = throughTemplates(&templates, "SELECT f(1) FROM t", version: 1)
