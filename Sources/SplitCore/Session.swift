@@ -44,6 +44,10 @@ public struct Session {
     /// The savepoints of the open transaction, each with how much of `uncommittedHistory` came before
     /// it: ROLLBACK TO a savepoint undoes the session changes made since, as PostgreSQL does.
     var savepointMarks: [(name: String, historyCount: Int)] = []
+    /// The session set a custom setting (`app.tenant`). PostgreSQL keeps such a name defined in the
+    /// backend after RESET and DISCARD ALL (it reads as '' instead of NULL): its backends are not handed
+    /// to another client.
+    public private(set) var definedCustomSettings = false
     /// The transaction open on writeable has run something that may write (a read-only one, or one
     /// of plain reads, leaves nothing for main to replay when it ends).
     var transactionWrote = false
@@ -1363,6 +1367,7 @@ public struct Session {
         var text = sql
         switch effect {
         case .set(let name, let local):
+            if name.contains(".") { definedCustomSettings = true }
             if local { return }
             key = "set:" + name
             noteDefault(name: name, value: value)

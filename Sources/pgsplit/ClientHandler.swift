@@ -660,8 +660,9 @@ final class ClientHandler: @unchecked Sendable {
         server.unregister(self)
         client.closeAfterFlush()
         // A backend with nothing in flight and no transaction open goes back to the pool (reset
-        // there); any other is closed, so the server rolls back whatever the client left.
-        let reusable = session.map { !$0.hasUnitsInFlight && $0.transaction == nil } ?? false
+        // there); any other is closed, so the server rolls back whatever the client left — and so is
+        // one whose session defined a custom setting, which no reset undefines.
+        let reusable = session.map { !$0.hasUnitsInFlight && $0.transaction == nil && !$0.definedCustomSettings } ?? false
         for backend in backends {
             guard let backend else { continue }
             backend.metrics.backendConnectionClosed()

@@ -39,6 +39,22 @@ final class BackendPoolTests: ProxyTestCase {
         XCTAssertEqual(reused.workMem, "4MB", "nothing of the first client's session is left on it")
     }
 
+    func testABackendWhoseSessionDefinedACustomSettingIsNotHandedOn() throws {
+        // After DISCARD ALL, PostgreSQL still knows a custom setting's name: the next client would read
+        // '' where a fresh connection reads NULL (and `current_setting('app.tenant', true)::int` fails).
+        let proxy = try startProxy(settings: ["workers = 1"])
+        let first = try proxy.connect()
+        try first.exec("SET app.tenant = '42'")
+        let used = try backendOf(first)
+        first.finish()
+
+        try waitUntil("the backend has gone") { try activity(of: used.pid) == nil }
+        let second = try proxy.connect()
+        defer { second.finish() }
+        XCTAssertNotEqual(try backendOf(second).pid, used.pid)
+        XCTAssertEqual(try second.query("SELECT current_setting('app.tenant', true) IS NULL, inet_server_port()"), [["t", replica]])
+    }
+
     func testAClientLeavingInsideATransactionDoesNotHandItsBackendOn() throws {
         let proxy = try startProxy(settings: ["workers = 1"])
         let first = try proxy.connect()
