@@ -1415,7 +1415,13 @@ public struct Session {
             }
         }
         guard let key, let text else { return }
-        if inTransaction { uncommittedHistory.append((key, text)) } else { history.record(key: key, sql: text) }
+        // PREPARE and DEALLOCATE are not undone by a rollback: they hold at once, as in PostgreSQL.
+        let transactional: Bool
+        switch effect {
+        case .prepare, .deallocate: transactional = false
+        default: transactional = true
+        }
+        if inTransaction && transactional { uncommittedHistory.append((key, text)) } else { history.record(key: key, sql: text) }
     }
 
     /// Tracks the session defaults that decide where transactions may run.

@@ -670,6 +670,20 @@ final class SessionStateTests: XCTestCase {
                        "only the setting the transaction kept")
     }
 
+    /// PREPARE is not undone by ROLLBACK: the statement prepared in a rolled-back transaction runs on
+    /// main afterwards, prepared there first.
+    func testSQLPrepareInARolledBackTransactionStays() {
+        var h = Harness()
+        h.opened(.writeable)
+        h.client(Wire.query("BEGIN"))
+        h.client(Wire.query("PREPARE ps2 AS SELECT 2"))
+        h.backend(.writeable, Wire.commandComplete("BEGIN") + Wire.ready("T") + Wire.commandComplete("PREPARE") + Wire.ready("T"))
+        h.client(Wire.query("ROLLBACK"))
+        h.backend(.writeable, Wire.commandComplete("ROLLBACK") + Wire.ready("I"))
+        h.client(Wire.query("EXECUTE ps2"))
+        XCTAssertEqual(h.out.sentQueries(to: .main), ["PREPARE ps2 AS SELECT 2", "EXECUTE ps2"])
+    }
+
     func testResetAllReplacesEarlierSettings() {
         var h = Harness()
         h.client(Wire.query("SET work_mem = '8MB'"))
