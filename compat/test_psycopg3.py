@@ -433,3 +433,19 @@ def test_set_config_of_a_bound_value_reaches_the_replica_with_the_value():
         row = c.execute("SELECT inet_server_port(), current_setting('app.tenant'), current_setting('TimeZone'), "
                         "'2026-01-01 12:00+00'::timestamptz::text").fetchone()
         assert row == (REPLICA_PORT, "acme", "America/New_York", "2026-01-01 07:00:00-05")
+
+
+def test_a_setting_rolled_back_to_a_savepoint_does_not_reach_the_replica():
+    # SQLAlchemy's begin_nested, Django's nested atomic: a SET inside a savepoint that is rolled back is
+    # gone, on the replica too; one the transaction keeps is there.
+    with connect() as c:
+        with c.transaction():
+            c.execute("SELECT 1")
+            with c.transaction(force_rollback=True):
+                c.execute("SET statement_timeout = '200ms'")
+            with c.transaction():
+                c.execute("SET lock_timeout = '7s'")
+        c.autocommit = True
+        row = c.execute("SELECT inet_server_port(), current_setting('statement_timeout'), "
+                        "current_setting('lock_timeout')").fetchone()
+        assert row == (REPLICA_PORT, "0", "7s")
