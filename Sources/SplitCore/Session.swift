@@ -279,7 +279,7 @@ public struct Session {
         }
         guard ready(role, &out) else { return nil }
         // The first statement of a held read-only transaction may be asked again too (with its BEGIN).
-        retryBegin = role == .main && why == .readOnlyTransaction && !retryingOnWriteable ? deferredBegin : nil
+        holdBeginForRetry(role, why)
         sendDeferredBegin(to: role, &out)
         out.unitStarted(role, why: why, sql: sql)
         var unit = Unit(backend: role, kind: .client)
@@ -414,11 +414,7 @@ public struct Session {
         }
         // A statement needed here may have to be compared with the client's copy on the other backend first.
         guard ready(role, &out), needed.isEmpty || !startShapeCheck(needed: needed, on: role, &out) else { return nil }
-        if role == .main && why == .readOnlyTransaction && !retryingOnWriteable {
-            retryBegin = deferredBegin
-        } else if retryBegin != nil {
-            retryBegin = nil
-        }
+        holdBeginForRetry(role, why)
         sendDeferredBegin(to: role, &out)
         // The log shows the batch's first statement text; bound values are never logged.
         out.unitStarted(role, why: why, sql: UnsafeRawBufferPointer(rebasing: buffer[firstText ?? start..<start]))
@@ -532,6 +528,7 @@ public struct Session {
 
     /// Whether the client's messages from `start` (the rest of a batch open on main) hold a statement
     /// that must run on writeable. Only complete messages are read; later ones are checked as they come.
+    /// (Mutating for `route`'s sake.)
     mutating func continuationNeedsWriteable(_ buffer: UnsafeRawBufferPointer, from start: Int) -> Bool {
         var infos: [StatementInfo] = []
         var parsedNames: [StatementName] = []
@@ -769,7 +766,9 @@ public struct Session {
 
     // MARK: - Routing
 
-    /// Where a unit made of these statements runs, and why.
+    /// Where a unit made of these statements runs, and why. Mutating though it changes nothing: called
+    /// (not inlined) from the mutating batch handlers, a non-mutating method got a copy of the whole
+    /// session (about 480 bytes, and a retain of each of its references) on every batch.
     mutating func route(_ infos: [StatementInfo]) -> (BackendRole, RoutingReason) {
         guard settings.hasWriteable else { return (.main, .noWriteable) }
         if let transaction { return (transaction, .transaction) }
@@ -906,6 +905,17 @@ public struct Session {
             + WireEncode.readyForQuery(status)
     }
 
+    /// The first statement of a held read-only transaction may be asked again on writeable, with its
+    /// BEGIN (`Session+MainRefusals.swift`): the BEGIN is kept until that statement is answered.
+    @inline(__always)
+    mutating func holdBeginForRetry(_ role: BackendRole, _ why: RoutingReason) {
+        if role == .main && why == .readOnlyTransaction && !retryingOnWriteable {
+            retryBegin = deferredBegin
+        } else if retryBegin != nil {
+            retryBegin = nil
+        }
+    }
+
     /// The held BEGIN goes out first, its answer swallowed like a replayed statement's.
     mutating func sendDeferredBegin<Out: SessionOutput>(to role: BackendRole, _ out: inout Out) {
         guard let begin = deferredBegin else { return }
@@ -950,8 +960,8 @@ public struct Session {
         return (.main, readRefusal)
     }
 
-    // Inlined, as `route` is: a call of a non-mutating method from a mutating one copied the whole
-    // session (about 480 bytes, and a retain of each of its references) to pass it.
+    // Inlined: a call of a non-mutating method from a mutating one copied the whole session (about
+    // 480 bytes, and a retain of each of its references) to pass it.
     @inline(__always)
     func takeOpenFailure(for role: BackendRole) -> (role: BackendRole, error: [UInt8])? {
         guard let failure = openFailure, failure.role == role else { return nil }
