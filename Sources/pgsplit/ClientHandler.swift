@@ -461,6 +461,10 @@ final class ClientHandler: @unchecked Sendable {
     func finishLogin(greeting: [UInt8], mainIsOpen: Bool = true) {
         loginTimer?.cancel()
         loginTimer = nil
+        // What only the login needed goes: an idle client keeps nothing it will not use (a backend
+        // opened later makes its login plan again; one open now holds its own).
+        logins = [nil, nil]
+        if startupBuffer.readableBytes == 0 { startupBuffer = ByteBuffer(capacity: 0) }
         let hasWriteable = database?.writeable != nil
         let defaults = TransactionDefaults(startupParameters: startupParameters)
         var out = ByteBuffer(capacity: greeting.count + 64)
