@@ -997,6 +997,7 @@ public struct Session {
         var effects = UnitEffects()
         var changes: [(SessionEffect, String?)] = []
         var holdCursor: String?
+        var savepointSteps: [TransactionControl] = []
         effects.writesNothing = !infos.isEmpty
         // By index, reading fields in place: `for info in infos` copied (retained) every statement.
         for i in infos.indices {
@@ -1006,7 +1007,7 @@ public struct Session {
             switch infos[i].transaction {
             case .commit?, .prepareTransaction?: effects.commits = true
             case .savepoint?, .rollbackToSavepoint?, .releaseSavepoint?:
-                effects.savepointSteps = (effects.savepointSteps ?? []) + [infos[i].transaction!]
+                savepointSteps.append(infos[i].transaction!)
             default: break
             }
             // Fields read in place (see `UnitEffects.writesNothing`): a getter on the statement copied it.
@@ -1026,10 +1027,11 @@ public struct Session {
             }
             if let session = infos[i].session { changes.append((session, infos[i].settingValue)) }
         }
-        if !changes.isEmpty || holdCursor != nil {
+        if !changes.isEmpty || holdCursor != nil || !savepointSteps.isEmpty {
             // The text to replay elsewhere: only when the unit is exactly one session statement.
             let replaySQL = infos.count == 1 && !changes.isEmpty ? sql.map { String(decoding: $0, as: UTF8.self) } : nil
-            effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL, holdCursor: holdCursor)
+            effects.sessionChanges = SessionChanges(effects: changes, replaySQL: replaySQL, holdCursor: holdCursor,
+                                                    savepointSteps: savepointSteps)
         }
         return effects
     }
@@ -1071,8 +1073,9 @@ public struct Session {
                 effects.pin = .computedSetting
             }
         }
-        effects.sessionChanges = resolved.isEmpty && changes.holdCursor == nil ? nil
-            : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor)
+        effects.sessionChanges = resolved.isEmpty && changes.holdCursor == nil && changes.savepointSteps.isEmpty ? nil
+            : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor,
+                             savepointSteps: changes.savepointSteps)
     }
 
     /// The rest of a batch left open: the Bind of a set_config its first part parsed gives the value.
@@ -1091,7 +1094,8 @@ public struct Session {
                 }
                 if value == nil { unit.effects.pin = unit.effects.pin ?? .computedSetting }
                 unit.effects.sessionChanges = value == nil ? nil
-                    : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor)
+                    : SessionChanges(effects: resolved, replaySQL: nil, holdCursor: changes.holdCursor,
+                                     savepointSteps: changes.savepointSteps)
             }
             return
         }
@@ -1338,7 +1342,7 @@ public struct Session {
                 if role == .main { mainHoldCursors.insert(cursor) } else { mainHoldCursors.remove(cursor) }
             }
         }
-        if let steps = effects.savepointSteps, inTransactionAfter { followSavepoints(steps) }
+        if let steps = effects.sessionChanges?.savepointSteps, !steps.isEmpty, inTransactionAfter { followSavepoints(steps) }
         if !inTransactionAfter && (unit.startedInTransaction || !uncommittedHistory.isEmpty) {
             if effects.commits && previousStatus != UInt8(ascii: "E") {
                 for entry in uncommittedHistory { history.record(key: entry.key, sql: entry.sql) }
@@ -1608,8 +1612,6 @@ struct UnitEffects {
     var writesNothing = false
     /// The parameter of a set_config whose Bind has not come yet (a batch left open at a Flush).
     var settingFromBind: Int?
-    /// SAVEPOINT, ROLLBACK TO and RELEASE among the unit's statements, in order (nil: none).
-    var savepointSteps: [TransactionControl]?
     /// Nil for the usual unit: then copying a unit, as the queue does, retains nothing.
     var sessionChanges: SessionChanges?
 }
@@ -1620,11 +1622,16 @@ final class SessionChanges {
     let replaySQL: String?
     /// The name of a WITH HOLD cursor the unit declares.
     let holdCursor: String?
+    /// SAVEPOINT, ROLLBACK TO and RELEASE among the unit's statements, in order. Kept here, not in
+    /// `UnitEffects`: an array there made every unit's copy and destruction retain and release.
+    let savepointSteps: [TransactionControl]
 
-    init(effects: [(SessionEffect, String?)], replaySQL: String?, holdCursor: String? = nil) {
+    init(effects: [(SessionEffect, String?)], replaySQL: String?, holdCursor: String? = nil,
+         savepointSteps: [TransactionControl] = []) {
         self.effects = effects
         self.replaySQL = replaySQL
         self.holdCursor = holdCursor
+        self.savepointSteps = savepointSteps
     }
 }
 
